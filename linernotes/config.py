@@ -1,0 +1,133 @@
+"""Stage configs: a dataclass per stage, YAML recipes, CLI flags override.
+
+`load_config(SynthConfig, "recipes/synth_demo.yaml", overrides)` reads the
+recipe, applies `--field value` flags on top, and validates types, so a run's
+config is one object that the manifest records whole. `add_dataclass_args`
+generates those flags from the dataclass fields (alignment-handbook style).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+@dataclass
+class SynthConfig:
+    """Stage 1: which catalog slice, which listeners, which teacher, which prompt."""
+
+    name: str = "synth"
+    seed: int = 17
+    # catalog slice
+    item_types: list[str] = field(default_factory=lambda: ["music", "book", "podcast"])
+    n_per_type: int = 20
+    catalog_dir: str | None = None  # default: LINERNOTES_HOME/catalog
+    # teacher
+    backend: str = "llamacpp"
+    model: str | None = None  # served model name (default per backend)
+    model_path: str | None = None  # GGUF (llamacpp) or HF folder (vllm*); default: packaged SmolLM2
+    base_url: str | None = None  # use a running server instead of starting one
+    api_key_env: str | None = None  # env var holding the key for base_url
+    structured_output: bool = True
+    concurrency: int = 8  # in-flight requests (and llama.cpp slots)
+    server_threads: int = 1
+    # sampling
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 96
+    # prompt
+    template: str | None = None  # default: synth/templates/explain_v1.yaml
+    golden_examples: str | None = None  # default: synth/data/golden_examples.yaml
+    few_shot: int = 2
+    max_words: int = 30
+    # output
+    runs_dir: str | None = None  # default: ./runs
+    run_name: str | None = None  # default: <name>-<config hash>
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the output (not where it is written)."""
+        data = dataclasses.asdict(self)
+        for key in ("runs_dir", "run_name", "base_url", "api_key_env", "concurrency", "server_threads"):
+            data.pop(key, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    """Convert YAML/CLI values to the field's declared type, or say which field is wrong."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, name)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ValueError(f"config field {name!r}: expected a list, got {value!r}")
+        return [_coerce(args[0], v, name) for v in value] if args else value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ValueError(f"config field {name!r}: expected true/false, got {value!r}")
+    if tp in (int, float, str):
+        try:
+            if tp is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return tp(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"config field {name!r}: expected {tp.__name__}, got {value!r}") from None
+    return value
+
+
+def load_config(cls: type[T], recipe: str | Path | None = None,
+                overrides: dict[str, Any] | None = None) -> T:
+    values: dict[str, Any] = {}
+    if recipe:
+        data = yaml.safe_load(Path(recipe).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"recipe {recipe}: expected a mapping of config fields")
+        values.update(data)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+    return cls(**{k: _coerce(hints[k], v, k) for k, v in values.items()})
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One `--field-name` flag per dataclass field; absent flags stay None (= recipe/default)."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
+                            help=f"(default: {_default_repr(f)})")
+
+
+def overrides_from_args(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
+
+
+def _default_repr(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        return repr(f.default)
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return repr(f.default_factory())  # type: ignore[misc]
+    return "required"

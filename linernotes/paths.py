@@ -1,0 +1,65 @@
+"""Where things live on disk.
+
+Everything fetched or built (catalog packages, models, service virtualenvs,
+the teacher-call cache) sits under one home folder, `LINERNOTES_HOME`, which
+defaults to `.linernotes/` in the source checkout (git-ignored) and is reused
+when present. Runs go to `./runs` unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def home() -> Path:
+    env = os.environ.get("LINERNOTES_HOME")
+    if env:
+        path = Path(env).expanduser()
+    elif (REPO_ROOT / "pyproject.toml").exists():
+        path = REPO_ROOT / ".linernotes"
+    else:
+        path = Path.home() / ".cache" / "linernotes"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sub(name: str) -> Path:
+    path = home() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def packages_dir() -> Path:
+    """Downloaded PyPI archives and their extracted contents."""
+    return sub("packages")
+
+
+def models_dir() -> Path:
+    return sub("models")
+
+
+def catalog_dir() -> Path:
+    """Ingested catalogs: items/listeners parquet + quarantine."""
+    return sub("catalog")
+
+
+def services_dir() -> Path:
+    """Service virtualenvs (vLLM CPU, Argilla), one folder each."""
+    return sub("services")
+
+
+def cache_db() -> Path:
+    return home() / "teacher_cache.sqlite"
+
+
+def runs_dir() -> Path:
+    env = os.environ.get("LINERNOTES_RUNS")
+    path = Path(env) if env else Path.cwd() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+FIXTURES = REPO_ROOT / "tests" / "fixtures"

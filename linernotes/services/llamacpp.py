@@ -1,0 +1,87 @@
+"""llama.cpp's own server (via the `xllamacpp` prebuilt CPU wheel) as a process.
+
+`python -m linernotes.services.llamacpp --model X.gguf --port P` runs
+llama.cpp's native HTTP server (continuous batching, prompt cache, JSON schema
+via grammars, OpenAI-compatible routes) until SIGTERM. `server(...)` wraps
+that command in a `ServerProcess` so callers get health checks and clean
+stops. It runs out-of-process on purpose: distilabel forks workers, and a
+forked copy of a running llama.cpp would be trouble.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from linernotes import paths
+from linernotes.services.process import ServerProcess, free_port
+
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+
+
+def server(model_path: str | Path | None = None, port: int | None = None, *,
+           model_name: str = DEFAULT_MODEL_NAME, n_parallel: int = 8, n_threads: int = 1,
+           ctx_per_slot: int = 1536, host: str = "127.0.0.1",
+           api_key: str | None = None) -> ServerProcess:
+    """A (not yet started) llama.cpp server over a GGUF; default: packaged SmolLM2.
+
+    n_threads defaults to 1: on these 2-core machines llama.cpp with 2 threads
+    collapsed ~10x under load (stack notes), and the client needs the other core.
+    """
+    if model_path is None:
+        from linernotes.assets import smollm2_gguf
+        model_path = smollm2_gguf()
+    port = port or free_port(host)
+    cmd = [sys.executable, "-m", "linernotes.services.llamacpp", "--model", str(model_path),
+           "--port", str(port), "--host", host, "--alias", model_name,
+           "--parallel", str(n_parallel), "--threads", str(n_threads),
+           "--ctx-size", str(ctx_per_slot * n_parallel)]
+    env = {"LLAMA_API_KEY": api_key} if api_key else {}
+    log = paths.sub("logs") / f"llamacpp-{port}.log"
+    return ServerProcess(name="llama.cpp server", cmd=cmd, host=host, port=port, log_path=log, env=env)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Run llama.cpp's server (xllamacpp) until SIGTERM")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--alias", default=DEFAULT_MODEL_NAME)
+    ap.add_argument("--parallel", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ctx-size", type=int, default=8192)
+    args = ap.parse_args(argv)
+    if not Path(args.model).is_file():
+        raise SystemExit(f"model file not found: {args.model}")
+
+    import xllamacpp as xlc
+
+    params = xlc.CommonParams()
+    params.model.path = args.model
+    params.model_alias = {args.alias}  # a set of names in this binding
+    params.n_ctx = args.ctx_size
+    params.n_parallel = args.parallel
+    params.cont_batching = True
+    params.cpuparams.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads
+    params.port = args.port
+    params.hostnames = [args.host]
+    params.use_jinja = True  # the GGUF's own chat template
+    params.endpoint_metrics = True
+    if os.environ.get("LLAMA_API_KEY"):
+        params.api_keys = [os.environ["LLAMA_API_KEY"]]
+    srv = xlc.Server(params)  # starts listening in background threads
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"llama.cpp server listening on {args.host}:{args.port} ({args.alias})", flush=True)
+    stop.wait()
+    del srv
+
+
+if __name__ == "__main__":
+    main()

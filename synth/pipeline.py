@@ -1,0 +1,324 @@
+"""The synth stage as a distilabel pipeline: load -> generate -> parse -> gates.
+
+    LoadDataFromDicts   one row per (item, listener): record_id, item, listener, messages
+    ChatGeneration      the teacher (synth.llm.*), every call through the call cache
+    ParseExplanation    JSON answer -> explanation + facts_used; cache status, latency, tokens
+    ApplyGates          grounding / style / safety, each with reasons
+
+`run_synth(config)` plans the rows, starts the teacher backend, runs the
+pipeline and writes a run directory (parquet + manifest + COMPLETE). A rerun
+of a finished config is skipped; a rerun of a killed one repeats no completed
+teacher call (the cache) and loses no row (all rows are planned up front).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distilabel.steps import LoadDataFromDicts, Step, StepInput
+from distilabel.typing import StepOutput
+from pydantic import PrivateAttr
+
+from linernotes import paths
+from linernotes.config import SynthConfig
+from linernotes.records import ExplanationRecord, GateResult, Item, Listener, content_hash
+from linernotes.runs import RunDir, base_manifest
+from synth.cache import CallCache, call_key
+from synth.prompts import EXPLANATION_SCHEMA, PromptBuilder
+
+log = logging.getLogger("linernotes.synth")
+# Books: sample recommendations among the most-rated titles, as a recommender would.
+POPULAR_POOL = 3000
+
+
+@dataclass
+class PlannedRow:
+    item: Item
+    listener: Listener
+
+
+def plan_rows(catalog: Any, config: SynthConfig) -> list[PlannedRow]:
+    """Deterministic (seeded) choice of listeners and a recommended item for each.
+
+    The item is of the listener's catalog type, not already in their history,
+    and shares a genre with their taste when such items exist.
+    """
+    rng = random.Random(config.seed)
+    planned: list[PlannedRow] = []
+    for item_type in config.item_types:
+        items = catalog.items_of_type(item_type)
+        listeners = [lst for lst in catalog.listeners_of_type(item_type) if lst.history]
+        if not items or not listeners:
+            raise ValueError(f"catalog has no {item_type} items or listeners with history "
+                             f"(items={len(items)}, listeners={len(listeners)})")
+        pool = sorted(items, key=lambda it: (-(it.popularity or 0), it.item_id))[:POPULAR_POOL]
+        chosen = rng.sample(listeners, k=min(config.n_per_type, len(listeners)))
+        while len(chosen) < config.n_per_type:  # small catalogs: reuse listeners
+            chosen.append(rng.choice(listeners))
+        seen: set[tuple[str, str]] = set()
+        for listener in chosen:
+            heard = {h.item_id for h in listener.history}
+            taste = {t.lower() for t in listener.taste}
+            candidates = [it for it in pool if it.item_id not in heard]
+            liked = [it for it in candidates if taste & {g.lower() for g in it.genres}]
+            for _ in range(20):
+                item = rng.choice(liked or candidates)
+                if (item.item_id, listener.listener_id) not in seen:
+                    break
+            seen.add((item.item_id, listener.listener_id))
+            planned.append(PlannedRow(item, listener))
+    return planned
+
+
+def build_rows(planned: list[PlannedRow], builder: PromptBuilder, config: SynthConfig,
+               backend: str, model: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows for the pipeline, plus quarantine entries for pairs that cannot be prompted."""
+    rows, quarantine = [], []
+    version = builder.template.version_id
+    for i, p in enumerate(planned):
+        try:
+            messages = builder.messages(p.item, p.listener)
+        except Exception as exc:  # a bad row must not stop the others
+            quarantine.append({"row": i, "item_id": p.item.item_id,
+                               "listener_id": p.listener.listener_id,
+                               "stage": "prompt", "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        record_id = content_hash(p.item.item_id, p.listener.listener_id, version, backend, model,
+                                 sampling(config))
+        rows.append({"record_id": record_id, "item": p.item.model_dump_json(),
+                     "listener": p.listener.model_dump_json(), "messages": messages,
+                     "prompt_version": version})
+    return rows, quarantine
+
+
+def sampling(config: SynthConfig) -> dict[str, Any]:
+    # Same names and order as synth.llm agenerate's kwargs: they form the cache key.
+    return {"max_tokens": config.max_new_tokens, "temperature": config.temperature,
+            "top_p": config.top_p, "seed": config.seed}
+
+
+class ParseExplanation(Step):
+    """Teacher JSON -> explanation + facts_used; attaches the call's cache record."""
+
+    backend: str
+    model: str
+    cache_path: str
+    run_id: str
+    response_schema: dict[str, Any] | None = None
+    sampling_params: dict[str, Any]
+
+    _cache: Any = PrivateAttr(default=None)
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["record_id", "messages", "generation"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["parsed", "parse_error", "explanation", "facts_used", "call"]
+
+    def load(self) -> None:
+        super().load()
+        self._cache = CallCache(self.cache_path)
+
+    def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]
+        from synth.llm import parse_explanation
+
+        for row in inputs:
+            key = call_key(self.backend, self.model, row["messages"], self.sampling_params,
+                           self.response_schema)
+            stored = self._cache.get(key)
+            call = {"key": key, "cache": self._cache.first_event(key, self.run_id),
+                    "sampling": self.sampling_params}
+            if stored is not None:
+                call.update(latency_s=stored.latency_s, finish_reason=stored.finish_reason,
+                            input_tokens=stored.input_tokens, output_tokens=stored.output_tokens)
+            parsed, error = parse_explanation(row.get("generation"))
+            if row.get("generation") is None:
+                error = f"teacher call failed: {self._cache.last_error(key) or 'no output'}"
+            row["parsed"] = parsed is not None
+            row["parse_error"] = error
+            row["explanation"] = parsed["explanation"] if parsed else None
+            row["facts_used"] = parsed["facts_used"] if parsed else []
+            row["call"] = json.dumps(call)
+        yield inputs
+
+
+class ApplyGates(Step):
+    """Grounding, style and safety gates; every verdict carries its reasons."""
+
+    catalog_dir: str
+
+    _index: Any = PrivateAttr(default=None)
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["item", "listener", "explanation", "facts_used"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["gates"]
+
+    def load(self) -> None:
+        super().load()
+        from synth.catalog.ingest import load_catalog
+        from synth.gates import CatalogIndex
+
+        catalog = load_catalog(self.catalog_dir)
+        self._index = CatalogIndex.from_items(catalog.items.values(), catalog.listeners)
+
+    def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]
+        from synth.gates import run_gates
+
+        for row in inputs:
+            item = Item.model_validate_json(row["item"])
+            listener = Listener.model_validate_json(row["listener"])
+            gates = run_gates(row.get("explanation"), row.get("facts_used") or [], item, listener,
+                              self._index)
+            row["gates"] = json.dumps({k: g.model_dump() for k, g in gates.items()})
+        yield inputs
+
+
+def build_pipeline(rows: list[dict[str, Any]], config: SynthConfig, endpoint: Any, run: RunDir,
+                   catalog_dir: str):
+    from distilabel.pipeline import Pipeline
+    from distilabel.steps.tasks import ChatGeneration
+
+    from synth.llm import CachedOpenAILLM, InProcessVLLM
+
+    schema = EXPLANATION_SCHEMA if endpoint.structured else None
+    cache_path = str(paths.cache_db())
+    gen_kwargs = {"max_new_tokens": config.max_new_tokens, "temperature": config.temperature,
+                  "top_p": config.top_p, "seed": config.seed}
+    if endpoint.base_url is None:
+        llm = InProcessVLLM(model=endpoint.model, cache_path=cache_path, run_id=run.name,
+                            response_schema=schema, generation_kwargs=gen_kwargs)
+    else:
+        llm = CachedOpenAILLM(backend=endpoint.backend, model=endpoint.model,
+                              base_url=endpoint.base_url, api_key=endpoint.api_key,
+                              cache_path=cache_path, run_id=run.name, response_schema=schema,
+                              generation_kwargs=gen_kwargs)
+    # Pipeline name from the config fingerprint: distilabel's own cache keys on
+    # the name and returns an empty Distiset when an upstream step changed.
+    with Pipeline(name=f"linernotes-synth-{config.fingerprint()}",
+                  cache_dir=paths.sub("distilabel")) as pipeline:
+        load = LoadDataFromDicts(name="load", data=rows, batch_size=max(config.concurrency, 1) * 4)
+        generate = ChatGeneration(name="generate", llm=llm, input_batch_size=max(config.concurrency, 1),
+                                  add_raw_output=True, add_raw_input=False)
+        parse = ParseExplanation(name="parse", backend=endpoint.backend, model=endpoint.model,
+                                 cache_path=cache_path, run_id=run.name, response_schema=schema,
+                                 sampling_params=sampling(config), input_batch_size=64)
+        gate = ApplyGates(name="gates", catalog_dir=catalog_dir, input_batch_size=64)
+        load >> generate >> parse >> gate
+    return pipeline
+
+
+def _records(rows: list[dict[str, Any]], endpoint: Any, config: SynthConfig) -> list[ExplanationRecord]:
+    records = []
+    for row in rows:
+        gates = {k: GateResult(**v) for k, v in json.loads(row["gates"]).items()}
+        call = json.loads(row["call"])
+        meta = {"call": call, "distilabel": row.get("distilabel_metadata") or {}}
+        records.append(ExplanationRecord(
+            record_id=row["record_id"], item=Item.model_validate_json(row["item"]),
+            listener=Listener.model_validate_json(row["listener"]),
+            prompt_version=row["prompt_version"], messages=row["messages"],
+            backend=endpoint.backend, model=endpoint.model, sampling=sampling(config),
+            raw_output=row.get("generation"), parsed=row["parsed"], parse_error=row["parse_error"],
+            explanation=row["explanation"], facts_used=row["facts_used"] or [], gates=gates,
+            metadata=meta))
+    return records
+
+
+def summarize(records: list[ExplanationRecord]) -> dict[str, Any]:
+    n = len(records)
+    parsed = sum(r.parsed for r in records)
+    out: dict[str, Any] = {"rows": n, "parsed": parsed, "parse_rate": round(parsed / n, 4) if n else 0.0,
+                           "passed_all": sum(r.passed_all for r in records)}
+    for gate in ("grounding", "style", "safety"):
+        out[f"{gate}_pass"] = sum(1 for r in records if r.gates.get(gate) and r.gates[gate].passed)
+    out["by_type"] = {}
+    for r in records:
+        t = out["by_type"].setdefault(r.item.item_type, {"rows": 0, "parsed": 0, "passed_all": 0})
+        t["rows"] += 1
+        t["parsed"] += r.parsed
+        t["passed_all"] += r.passed_all
+    calls = [r.metadata.get("call", {}) for r in records]
+    out["output_tokens"] = sum(c.get("output_tokens") or 0 for c in calls)
+    out["input_tokens"] = sum(c.get("input_tokens") or 0 for c in calls)
+    return out
+
+
+def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
+              progress: bool = True) -> RunDir:
+    """Plan, generate, parse, gate and write one run. Returns its RunDir."""
+    from synth import backends
+    from synth.catalog.ingest import load_catalog
+
+    run = RunDir.for_config(config, "synth")
+    if run.is_complete() and not force:
+        log.info("run %s is complete; skipping (use force to redo)", run.name)
+        return run
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    catalog_dir = config.catalog_dir or str(paths.catalog_dir())
+    catalog = catalog or load_catalog(catalog_dir)
+    builder = PromptBuilder.default(config.template, config.golden_examples, config.few_shot,
+                                    config.max_words)
+    planned = plan_rows(catalog, config)
+    timings["plan_s"] = time.perf_counter() - t0
+    run.prepare()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torch after fork deadlocks otherwise
+    t1 = time.perf_counter()
+    with backends.teacher(config) as endpoint:
+        timings["teacher_start_s"] = time.perf_counter() - t1
+        rows, quarantine = build_rows(planned, builder, config, endpoint.backend, endpoint.model)
+        pipeline = build_pipeline(rows, config, endpoint, run, catalog_dir)
+        t2 = time.perf_counter()
+        distiset = pipeline.run(use_cache=False)
+        timings["pipeline_s"] = time.perf_counter() - t2
+    out_rows = list(distiset["default"]["train"]) if distiset else []
+    records = _records(out_rows, endpoint, config)
+    got = {r.record_id for r in records}
+    for row in rows:  # never lose a row silently
+        if row["record_id"] not in got:
+            quarantine.append({"record_id": row["record_id"], "stage": "pipeline",
+                               "error": "row missing from pipeline output"})
+    for r in records:
+        if not r.parsed:
+            quarantine.append({"record_id": r.record_id, "item_id": r.item.item_id,
+                               "listener_id": r.listener.listener_id, "stage": "parse",
+                               "error": r.parse_error, "raw_output": r.raw_output})
+    run.write_rows([r.to_row() for r in records])
+    run.write_quarantine(quarantine)
+    cache = CallCache(paths.cache_db())
+    timings["total_s"] = time.perf_counter() - t0
+    summary = summarize(records)
+    manifest = base_manifest("synth", config, run)
+    manifest.update({
+        "backend": {"name": endpoint.backend, "model": endpoint.model,
+                    "base_url": endpoint.base_url, "structured_output": endpoint.structured,
+                    **(endpoint.info or {})},
+        "prompt_version": builder.template.version_id,
+        "catalog_dir": catalog_dir,
+        "counts": {"planned": len(planned), "quarantined": len(quarantine), **summary},
+        "cache": {"db": str(paths.cache_db()), **cache.stats(run.name)},
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "throughput": {"output_tokens_per_s": round(summary["output_tokens"] / timings["pipeline_s"], 2)
+                       if timings["pipeline_s"] else None},
+    })
+    run.write_manifest(manifest)
+    run.mark_complete()
+    return run
+
+
+def load_records(run: RunDir | str | Path) -> list[ExplanationRecord]:
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    return [ExplanationRecord.from_row(r) for r in run.load_dataset()]

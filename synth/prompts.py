@@ -1,0 +1,161 @@
+"""Versioned prompt template + editors' golden few-shot examples -> chat messages.
+
+Catalog text is data, never instructions: every catalog or listener value is
+placed inside one JSON block (so quotes, newlines and braces are escaped) and
+any text that imitates the block's delimiters is neutralised. The instruction
+parts of the request (system message, the user text around the block, the
+few-shot turns) depend only on the template, the item type and the examples,
+never on catalog content; tests/test_prompts.py checks exactly that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from linernotes.records import Item, Listener
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+DEFAULT_TEMPLATE = TEMPLATES_DIR / "explain_v1.yaml"
+DEFAULT_GOLDEN = Path(__file__).parent / "data" / "golden_examples.yaml"
+
+ITEM_NOUN = {"music": "song", "book": "audiobook", "podcast": "podcast"}
+MAX_HISTORY = 5
+# JSON schema the backends enforce where they support structured output.
+EXPLANATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "explanation": {"type": "string"},
+        "facts_used": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["explanation", "facts_used"],
+}
+_DELIMITER = re.compile(r"(END_)?CATALOG_DATA", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    version: str
+    system: str
+    user: str
+    path: Path
+    max_words: int = 30
+
+    @property
+    def version_id(self) -> str:
+        """'<version>@<content hash>': changes whenever the file changes."""
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:8]
+        return f"{self.version}@{digest}"
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, max_words: int = 30) -> "PromptTemplate":
+        path = Path(path) if path else DEFAULT_TEMPLATE
+        data = yaml.safe_load(path.read_text())
+        missing = [k for k in ("version", "system", "user") if k not in data]
+        if missing:
+            raise ValueError(f"prompt template {path}: missing keys {missing}")
+        if "{catalog_data}" not in data["user"]:
+            raise ValueError(f"prompt template {path}: user text must contain {{catalog_data}}")
+        return cls(version=str(data["version"]), system=data["system"], user=data["user"],
+                   path=path, max_words=max_words)
+
+
+@dataclass(frozen=True)
+class GoldenExample:
+    item_type: str
+    item: dict[str, Any]
+    listener: dict[str, Any]
+    answer: dict[str, Any]
+
+
+def load_golden(path: str | Path | None = None) -> list[GoldenExample]:
+    path = Path(path) if path else DEFAULT_GOLDEN
+    raw = yaml.safe_load(path.read_text()) or []
+    examples = []
+    for i, entry in enumerate(raw):
+        try:
+            answer = entry["answer"]
+            if not isinstance(answer.get("explanation"), str):
+                raise KeyError("answer.explanation")
+            examples.append(GoldenExample(entry["item_type"], entry["item"],
+                                          entry.get("listener", {}), answer))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"golden examples {path}: entry {i} lacks {exc}") from exc
+    return examples
+
+
+def _clean(value: Any) -> Any:
+    """Neutralise delimiter look-alikes inside catalog values (recursively)."""
+    if isinstance(value, str):
+        return _DELIMITER.sub("catalog-data", value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
+def listener_context(listener: Listener, max_history: int = MAX_HISTORY) -> dict[str, Any]:
+    ctx: dict[str, Any] = {}
+    if listener.country:
+        ctx["country"] = listener.country
+    if listener.age_band:
+        ctx["age_band"] = listener.age_band
+    history = []
+    for entry in listener.history[:max_history]:
+        h: dict[str, Any] = {"title": entry.title}
+        if entry.creator:
+            h["creator"] = entry.creator
+        if entry.genres:
+            h["genres"] = entry.genres
+        history.append(h)
+    if history:
+        ctx["recent_history"] = history
+    if listener.taste:
+        ctx["taste"] = listener.taste
+    return ctx
+
+
+def catalog_block(item_facts: dict[str, Any], listener_ctx: dict[str, Any]) -> str:
+    payload = {"recommended_item": _clean(item_facts), "listener": _clean(listener_ctx)}
+    return json.dumps(payload, ensure_ascii=False, indent=1)
+
+
+@dataclass
+class PromptBuilder:
+    template: PromptTemplate
+    golden: list[GoldenExample] = field(default_factory=list)
+    few_shot: int = 2
+
+    @classmethod
+    def default(cls, template_path=None, golden_path=None, few_shot: int = 2,
+                max_words: int = 30) -> "PromptBuilder":
+        return cls(PromptTemplate.load(template_path, max_words), load_golden(golden_path), few_shot)
+
+    def examples_for(self, item_type: str) -> list[GoldenExample]:
+        same = [g for g in self.golden if g.item_type == item_type]
+        other = [g for g in self.golden if g.item_type != item_type]
+        return (same + other)[: self.few_shot]
+
+    def system_message(self, item_type: str) -> str:
+        return self.template.system.format(item_noun=ITEM_NOUN.get(item_type, "item"),
+                                           max_words=self.template.max_words)
+
+    def user_message(self, item_facts: dict[str, Any], listener_ctx: dict[str, Any]) -> str:
+        # str.replace, not format: catalog text may contain braces.
+        return self.template.user.replace("{catalog_data}", catalog_block(item_facts, listener_ctx))
+
+    def messages(self, item: Item, listener: Listener) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": self.system_message(item.item_type)}]
+        for ex in self.examples_for(item.item_type):
+            msgs.append({"role": "user", "content": self.user_message(ex.item, ex.listener)})
+            msgs.append({"role": "assistant",
+                         "content": json.dumps(ex.answer, ensure_ascii=False)})
+        msgs.append({"role": "user", "content": self.user_message(item.facts(), listener_context(listener))})
+        return msgs

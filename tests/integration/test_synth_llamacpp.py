@@ -1,0 +1,108 @@
+"""Real llama.cpp server (xllamacpp) + real openai client + the distilabel pipeline."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from openai import OpenAI
+
+from linernotes.config import SynthConfig
+from linernotes.runs import RunDir
+from linernotes.services.llamacpp import server
+from synth.cache import CallCache
+from synth.pipeline import load_records, run_synth
+from synth.prompts import EXPLANATION_SCHEMA
+
+pytestmark = pytest.mark.integration
+
+
+def test_llamacpp_server_chat_and_json_schema(gguf_path):
+    with server(gguf_path, n_parallel=2) as srv:
+        client = OpenAI(base_url=srv.base_url + "/v1", api_key="none")
+        assert [m.id for m in client.models.list().data] == ["smollm2-135m-instruct"]
+        out = client.chat.completions.create(
+            model="smollm2-135m-instruct", max_tokens=24, temperature=0,
+            messages=[{"role": "user", "content": "Name one rock band."}])
+        assert out.choices[0].message.content.strip()
+        assert out.usage.completion_tokens > 0
+        out = client.chat.completions.create(
+            model="smollm2-135m-instruct", max_tokens=80, temperature=0,
+            messages=[{"role": "user", "content": "Explain why AC/DC suits a rock fan."}],
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "liner_note", "schema": EXPLANATION_SCHEMA}})
+        text = out.choices[0].message.content
+        if out.choices[0].finish_reason == "stop":  # a truncated answer cannot be complete JSON
+            data = json.loads(text)
+            assert set(data) >= {"explanation", "facts_used"}
+        else:
+            assert text.lstrip().startswith("{")
+        pid = srv.proc.pid
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # the whole process group is gone
+
+
+def test_pipeline_through_llamacpp(fixture_catalog_dir, tmp_path, isolated_home, gguf_path):
+    config = SynthConfig(n_per_type=3, catalog_dir=str(fixture_catalog_dir), runs_dir=str(tmp_path),
+                         concurrency=4, model_path=str(gguf_path), max_new_tokens=80)
+    run = run_synth(config)
+    manifest = run.manifest()
+    records = load_records(run)
+    assert len(records) == 9 == manifest["counts"]["rows"]
+    assert {r.item.item_type for r in records} == {"music", "book", "podcast"}
+    assert manifest["backend"]["name"] == "llamacpp"
+    assert manifest["cache"]["miss"] == 9 and manifest["cache"]["hit"] == 0
+    assert manifest["counts"]["parse_rate"] >= 0.5  # schema-constrained; truncation may cut a few
+    for r in records:
+        assert set(r.gates) == {"grounding", "style", "safety"}
+        assert r.metadata["call"]["cache"] == "miss"
+        assert r.metadata["call"]["output_tokens"] > 0
+        assert r.sampling["temperature"] == config.temperature
+        assert r.raw_output is not None
+        if not r.parsed:
+            assert r.parse_error
+    # a finished config is skipped; force reruns from the cache (all hits, no calls)
+    assert run_synth(config).manifest()["created"] == manifest["created"]
+    again = run_synth(config, force=True).manifest()
+    assert again["cache"]["hit"] == 9 and again["cache"]["miss"] == 9  # misses are the first run's
+    assert CallCache(isolated_home / "teacher_cache.sqlite").repeated_misses() == []
+
+
+def test_sigkill_mid_run_then_resume_loses_nothing_repeats_nothing(fixture_catalog_dir, tmp_path,
+                                                                  isolated_home, gguf_path):
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "linernotes.cli", "synth", "--catalog-dir", str(fixture_catalog_dir),
+           "--runs-dir", str(runs), "--n-per-type", "6", "--concurrency", "2",
+           "--model-path", str(gguf_path), "--max-new-tokens", "80"]
+    env = {**os.environ, "LINERNOTES_HOME": str(isolated_home)}
+    db = isolated_home / "teacher_cache.sqlite"
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done_before_kill = 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            done_before_kill = CallCache(db).count()
+            if done_before_kill >= 4:
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, "run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its distilabel workers, no cleanup
+    proc.wait()
+    done_before_kill = CallCache(db).count()
+    assert 4 <= done_before_kill < 18
+    run_dir = next(runs.iterdir())
+    assert not RunDir(run_dir).is_complete()
+
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, timeout=600)
+    run = RunDir(run_dir)
+    assert run.is_complete()
+    records = load_records(run)
+    assert len(records) == 18  # no row lost
+    cache = CallCache(db)
+    assert cache.repeated_misses() == []  # no completed call repeated
+    assert cache.stats(run.name)["hit"] == done_before_kill  # every completed call reused
+    assert cache.count() == 18
