@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from linernotes import paths
@@ -29,6 +30,9 @@ DEMO_RECIPE = paths.REPO_ROOT / "recipes" / "synth_demo.yaml"
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# distilabel 1.5.3 on pydantic 2.14 warns on every model build; not ours to fix.
+warnings.filterwarnings("ignore", message="The 'default' attribute with value None")
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="distilabel")
 
 
 def _console():
@@ -97,6 +101,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_setup(argparse.Namespace(force=False))
     from synth.pipeline import load_records, run_synth
 
+    from rich.markup import escape
+
     config = load_config(SynthConfig, DEMO_RECIPE, overrides_from_args(args, SynthConfig))
     run = run_synth(config, force=args.force)
     _print_run(run)
@@ -105,11 +111,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     con.print("\n[bold]A few liner notes[/] (gates: grounding/style/safety):")
     for r in records[:: max(1, len(records) // 6)][:6]:
         marks = "/".join("ok" if r.gates[g].passed else "FLAG" for g in ("grounding", "style", "safety"))
-        con.print(f"  [{r.item.item_type}] {r.item.title!r} for {r.listener.listener_id}: "
-                  f"{r.explanation!r} [{marks}]")
+        con.print(escape(f"  ({r.item.item_type}) {r.item.title!r} for {r.listener.listener_id}: "
+                         f"{r.explanation!r} [{marks}]"))
         reasons = [x for g in r.gates.values() for x in g.reasons][:2]
         if reasons:
-            con.print(f"      reasons: {reasons}")
+            con.print(escape(f"      reasons: {reasons}"))
     con.print(f"\ndemo finished in {time.perf_counter() - t0:.1f}s")
     return 0
 
@@ -180,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["DISTILABEL_LOG_LEVEL"] = "INFO"
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

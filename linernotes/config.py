@@ -45,7 +45,7 @@ class SynthConfig:
     # sampling
     temperature: float = 0.7
     top_p: float = 0.95
-    max_new_tokens: int = 96
+    max_new_tokens: int = 128
     # prompt
     template: str | None = None  # default: synth/templates/explain_v1.yaml
     golden_examples: str | None = None  # default: synth/data/golden_examples.yaml

@@ -39,9 +39,14 @@ class CachedOpenAILLM(AsyncLLM):
     run_id: Optional[str] = None
     response_schema: Optional[dict[str, Any]] = None
     timeout_s: float = 300.0
+    # Requests in flight at once. distilabel sends a whole input batch at once
+    # and waits for all of it; batches larger than this keep the server's slots
+    # busy while stragglers finish, and the semaphore keeps the load bounded.
+    max_in_flight: int = 8
 
     _client: Any = PrivateAttr(default=None)
     _cache: Optional[CallCache] = PrivateAttr(default=None)
+    _slots: Any = PrivateAttr(default=None)
 
     def load(self) -> None:
         super().load()
@@ -59,7 +64,7 @@ class CachedOpenAILLM(AsyncLLM):
         self,
         input: "FormattedInput",
         num_generations: int = 1,
-        max_new_tokens: int = 96,
+        max_new_tokens: int = 128,
         temperature: float = 0.7,
         top_p: float = 0.95,
         seed: Optional[int] = None,
@@ -80,9 +85,14 @@ class CachedOpenAILLM(AsyncLLM):
         if self.response_schema is not None:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "liner_note", "schema": self.response_schema}}
-        start = time.perf_counter()
+        if self._slots is None:
+            import asyncio
+
+            self._slots = asyncio.Semaphore(self.max_in_flight)
         try:
-            resp = await self._client.chat.completions.create(**kwargs)
+            async with self._slots:
+                start = time.perf_counter()
+                resp = await self._client.chat.completions.create(**kwargs)
         except Exception as exc:
             # Keep the row (generation None, error logged): one failed call must
             # not void its batch, and a rerun retries it since nothing was cached.
@@ -141,7 +151,7 @@ class InProcessVLLM(LLM):
         self,
         inputs: list["FormattedInput"],
         num_generations: int = 1,
-        max_new_tokens: int = 96,
+        max_new_tokens: int = 128,
         temperature: float = 0.7,
         top_p: float = 0.95,
         seed: Optional[int] = None,

@@ -11,12 +11,13 @@ of a finished config is skipped; a rerun of a killed one repeats no completed
 teacher call (the cache) and loses no row (all rows are planned up front).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: distilabel reads `StepInput` hints at runtime.
 
 import json
 import logging
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ from synth.prompts import EXPLANATION_SCHEMA, PromptBuilder
 log = logging.getLogger("linernotes.synth")
 # Books: sample recommendations among the most-rated titles, as a recommender would.
 POPULAR_POOL = 3000
+# distilabel waits for a whole batch before the next: batches of a few times the
+# in-flight limit keep the teacher busy while a batch's stragglers finish.
+GENERATE_BATCH_FACTOR = 4
 
 
 @dataclass
@@ -204,13 +208,14 @@ def build_pipeline(rows: list[dict[str, Any]], config: SynthConfig, endpoint: An
         llm = CachedOpenAILLM(backend=endpoint.backend, model=endpoint.model,
                               base_url=endpoint.base_url, api_key=endpoint.api_key,
                               cache_path=cache_path, run_id=run.name, response_schema=schema,
-                              generation_kwargs=gen_kwargs)
+                              max_in_flight=max(config.concurrency, 1), generation_kwargs=gen_kwargs)
     # Pipeline name from the config fingerprint: distilabel's own cache keys on
     # the name and returns an empty Distiset when an upstream step changed.
     with Pipeline(name=f"linernotes-synth-{config.fingerprint()}",
                   cache_dir=paths.sub("distilabel")) as pipeline:
-        load = LoadDataFromDicts(name="load", data=rows, batch_size=max(config.concurrency, 1) * 4)
-        generate = ChatGeneration(name="generate", llm=llm, input_batch_size=max(config.concurrency, 1),
+        batch = max(config.concurrency, 1) * GENERATE_BATCH_FACTOR
+        load = LoadDataFromDicts(name="load", data=rows, batch_size=batch)
+        generate = ChatGeneration(name="generate", llm=llm, input_batch_size=batch,
                                   add_raw_output=True, add_raw_input=False)
         parse = ParseExplanation(name="parse", backend=endpoint.backend, model=endpoint.model,
                                  cache_path=cache_path, run_id=run.name, response_schema=schema,
@@ -256,6 +261,45 @@ def summarize(records: list[ExplanationRecord]) -> dict[str, Any]:
     return out
 
 
+class CallProgress:
+    """A tqdm bar fed by the call cache's event log (distilabel's own logs are
+    per batch and per step; this counts rows answered, cached or fresh)."""
+
+    def __init__(self, db: Path, run_id: str, total: int, enabled: bool = True):
+        self.db, self.run_id, self.total, self.enabled = db, run_id, total, enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _watch(self) -> None:
+        from tqdm import tqdm
+
+        cache = CallCache(self.db)
+        base = cache.stats(self.run_id)
+        start = base["hit"] + base["miss"] + base["error"]
+        with tqdm(total=self.total, desc="teacher calls", unit="row", mininterval=1.0) as bar:
+            while True:
+                s = cache.stats(self.run_id)
+                done = min(self.total, s["hit"] + s["miss"] + s["error"] - start)
+                if done != bar.n:  # redraw on change only: CI logs get one line per step
+                    bar.set_postfix(cached=s["hit"] - base["hit"], errors=s["error"] - base["error"],
+                                    refresh=False)
+                    bar.update(done - bar.n)
+                if self._stop.wait(0.5):
+                    break
+        cache.close()
+
+    def __enter__(self) -> "CallProgress":
+        if self.enabled:
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+
 def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
               progress: bool = True) -> RunDir:
     """Plan, generate, parse, gate and write one run. Returns its RunDir."""
@@ -276,13 +320,15 @@ def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
     timings["plan_s"] = time.perf_counter() - t0
     run.prepare()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # torch after fork deadlocks otherwise
+    os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")  # progress comes from CallProgress
     t1 = time.perf_counter()
     with backends.teacher(config) as endpoint:
         timings["teacher_start_s"] = time.perf_counter() - t1
         rows, quarantine = build_rows(planned, builder, config, endpoint.backend, endpoint.model)
         pipeline = build_pipeline(rows, config, endpoint, run, catalog_dir)
         t2 = time.perf_counter()
-        distiset = pipeline.run(use_cache=False)
+        with CallProgress(paths.cache_db(), run.name, total=len(rows), enabled=progress):
+            distiset = pipeline.run(use_cache=False)
         timings["pipeline_s"] = time.perf_counter() - t2
     out_rows = list(distiset["default"]["train"]) if distiset else []
     records = _records(out_rows, endpoint, config)

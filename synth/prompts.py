@@ -28,11 +28,15 @@ DEFAULT_GOLDEN = Path(__file__).parent / "data" / "golden_examples.yaml"
 ITEM_NOUN = {"music": "song", "book": "audiobook", "podcast": "podcast"}
 MAX_HISTORY = 5
 # JSON schema the backends enforce where they support structured output.
+# The length bounds matter: a small teacher can loop inside a JSON string until
+# max_tokens cuts it off, which leaves unparseable JSON. 240 chars is ~45 words,
+# room for the 30-word rule to be judged by the style gate rather than the grammar.
 EXPLANATION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "explanation": {"type": "string"},
-        "facts_used": {"type": "array", "items": {"type": "string"}},
+        "explanation": {"type": "string", "minLength": 1, "maxLength": 240},
+        "facts_used": {"type": "array", "maxItems": 5,
+                       "items": {"type": "string", "maxLength": 60}},
     },
     "required": ["explanation", "facts_used"],
 }
@@ -124,7 +128,8 @@ def listener_context(listener: Listener, max_history: int = MAX_HISTORY) -> dict
 
 def catalog_block(item_facts: dict[str, Any], listener_ctx: dict[str, Any]) -> str:
     payload = {"recommended_item": _clean(item_facts), "listener": _clean(listener_ctx)}
-    return json.dumps(payload, ensure_ascii=False, indent=1)
+    # Compact: every token of the prompt costs prefill time on a CPU teacher.
+    return json.dumps(payload, ensure_ascii=False)
 
 
 @dataclass

@@ -139,6 +139,10 @@ def stop_group(pid: int, grace_s: float = 10.0) -> None:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
+        try:  # reap our own child, or its zombie keeps the group "alive"
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:

@@ -225,6 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "install":
         install(force=args.force)
         return 0
+    import signal
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C or SIGTERM stop the server's whole group (SIGINT may be ignored
+    # when started in the background by a shell).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     srv = server(model_dir=args.model_dir, port=args.port)
     t0 = time.monotonic()
     srv.start(timeout_s=900)

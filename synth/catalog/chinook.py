@@ -23,7 +23,7 @@ from typing import Any
 from linernotes import assets
 from linernotes.records import Item, Listener
 from synth.catalog.common import (
-    QuarantineRow, RowError, SourceResult, build_item, clean_text, find_file, history_entry,
+    QuarantineRow, RowError, SourceResult, build_item, clean_text, clean_title, find_file, history_entry,
     parse_int, quarantine_row, top_counts, where,
 )
 
@@ -34,6 +34,14 @@ HISTORY_MAX = 10
 TASTE_MAX = 3
 
 Row = tuple[int, dict[str, Any]]  # (position in the fixture list, fields)
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, (int, str, type(None))) and not isinstance(value, bool)
+
+
+def _order(pk: Any) -> int:
+    return pk if isinstance(pk, int) else 0
 
 
 def _key(model: str, pk: Any) -> str:
@@ -53,7 +61,7 @@ def read(root: Path) -> SourceResult:
     tables: dict[str, dict[Any, Row]] = defaultdict(dict)
     for i, obj in enumerate(objects, start=1):
         if not (isinstance(obj, dict) and isinstance(obj.get("model"), str)
-                and isinstance(obj.get("fields"), dict) and obj.get("pk") is not None):
+                and isinstance(obj.get("fields"), dict) and isinstance(obj.get("pk"), (int, str))):
             bad(i, "", "row", "row: not a fixture object with pk, model and fields", obj)
             continue
         model = obj["model"].removeprefix("chinook.")
@@ -72,13 +80,14 @@ def read(root: Path) -> SourceResult:
     for pk, (row, f) in tables["invoiceline"].items():
         try:
             qty = parse_int(f.get("quantity"), "quantity")
+            if not _hashable(f.get("invoice")) or f.get("invoice") not in invoices:
+                raise RowError("invoice", f"invoice: {f.get('invoice')!r} not found")
+            if not _hashable(f.get("track")):
+                raise RowError("track", f"track: {f.get('track')!r} is not a track pk")
         except RowError as exc:
             bad(row, _key("invoiceline", pk), exc.field, exc.message, f)
             continue
-        if f.get("invoice") not in invoices:
-            bad(row, _key("invoiceline", pk), "invoice", f"invoice: {f.get('invoice')!r} not found", f)
-            continue
-        purchases.append((f["invoice"], pk, 1 if qty is None else qty, f.get("track")))
+        purchases.append((f["invoice"], pk, 1 if qty is None else qty, f["track"]))
     bought: dict[Any, int] = defaultdict(int)
     for _, _, qty, track in purchases:
         bought[track] += qty
@@ -87,25 +96,28 @@ def read(root: Path) -> SourceResult:
     for pk, (row, f) in tables["track"].items():
         res.read += 1
         key = _key("track", pk)
-        media = names["mediatype"].get(f.get("mediatype")) or ""
-        if "video" in media.lower():
+        media = names["mediatype"].get(f.get("mediatype")) if _hashable(f.get("mediatype")) else None
+        if "video" in (media or "").lower():
             res.skip("not music (video media type)")
             continue
         try:
             ms = parse_int(f.get("milliseconds"), "duration_s", "milliseconds")
             album = None
             if f.get("album") is not None:
-                if f["album"] not in tables["album"]:
+                if not _hashable(f["album"]) or f["album"] not in tables["album"]:
                     raise RowError("collection", f"collection: album {f['album']!r} not found")
                 album = tables["album"][f["album"]][1]
+            if not _hashable(f.get("genre")):
+                raise RowError("genres", f"genres: {f.get('genre')!r} is not a genre pk")
         except RowError as exc:
             bad(row, key, exc.field, exc.message, f)
             continue
         genre = names["genre"].get(f.get("genre"))
+        artist = album.get("artist") if album else None
         composer = clean_text(f.get("composer"))
         fields = dict(
-            item_id=f"music:{pk}", item_type="music", title=clean_text(f.get("name")),
-            creator=names["artist"].get(album.get("artist")) if album else None,
+            item_id=f"music:{pk}", item_type="music", title=clean_title(f.get("name")),
+            creator=names["artist"].get(artist) if _hashable(artist) else None,
             collection=clean_text(album.get("title")) if album else None,
             genres=[genre] if genre else [],
             description=f"Composed by {composer}." if composer else None,
@@ -124,13 +136,15 @@ def read(root: Path) -> SourceResult:
     by_customer: dict[Any, list[tuple[str, Any, Any, Any]]] = defaultdict(list)
     for inv, line, _, track in purchases:
         _, finv = invoices[inv]
-        by_customer[finv.get("customer")].append((str(finv.get("invoicedate") or ""), inv, line, track))
+        if _hashable(finv.get("customer")):
+            by_customer[finv["customer"]].append((str(finv.get("invoicedate") or ""), inv, line, track))
+    no_purchases = 0
     for pk, (row, f) in tables["customer"].items():
-        lines = sorted(by_customer.get(pk, []), key=lambda t: (t[0], t[1], -t[2] if isinstance(t[2], int) else 0),
-                       reverse=True)
+        # newest invoice first; within an invoice, line order
+        lines = sorted(by_customer.get(pk, []), key=lambda t: (t[0], _order(t[1]), -_order(t[2])), reverse=True)
         bought_items = [items[t[3]] for t in lines if t[3] in items]
         if not bought_items:
-            res.skip("customer without purchases of kept tracks")
+            no_purchases += 1
             continue
         history, seen = [], set()
         for it in bought_items:
@@ -145,4 +159,6 @@ def read(root: Path) -> SourceResult:
             taste=top_counts((g for it in bought_items for g in it.genres), TASTE_MAX),
             source_row=where(FILE, row, _key("customer", pk)),
         ))
+    if no_purchases:
+        res.notes.append(f"{no_purchases} customers bought no kept track (no listener)")
     return res

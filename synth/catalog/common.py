@@ -14,6 +14,7 @@ Every bad row becomes one `QuarantineRow` whose `error` reads
 
 from __future__ import annotations
 
+import codecs
 import html
 import json
 import re
@@ -180,6 +181,14 @@ def clean_text(value: Any) -> str | None:
     return value or None
 
 
+def clean_title(value: Any) -> str | None:
+    """Like clean_text but keeps a blank string as "" (so validation says 'is
+    blank', not 'missing'); None only when the value is absent."""
+    if value is None:
+        return None
+    return clean_text(value) or ""
+
+
 def parse_int(value: Any, field_name: str, column: str | None = None) -> int | None:
     """Integer from JSON/CSV; None for missing/blank; RowError for anything else."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -195,37 +204,72 @@ def parse_int(value: Any, field_name: str, column: str | None = None) -> int | N
     raise RowError(field_name, not_integer(field_name, value, column))
 
 
-def decode_mixed(data: bytes) -> str:
+def _latin1_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
+    return err.object[err.start:err.end].decode("latin-1"), err.end
+
+
+codecs.register_error("linernotes-latin1", _latin1_fallback)
+
+_LOST_83 = re.compile(rb"\xc3\?(\xc2[\x80-\xbf])")  # doubled UTF-8 whose 0x83 became '?'
+_MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
+# one UTF-8 sequence read as latin-1: lead char + the right number of continuation chars
+_SEQ = re.compile("[\u00c2-\u00df][\u0080-\u00bf]|[\u00e0-\u00ef][\u0080-\u00bf]{2}"
+                  "|[\u00f0-\u00f4][\u0080-\u00bf]{3}")
+# 'ÃÂ¼' / lower-cased 'ã?â©': a doubled 'Ã' whose 0x83 was dropped or turned into '?'
+_DROPPED_83 = re.compile("(?:\u00c3|\u00e3\\?)(?:\u00c2|\u00e2)(?=[\u0080-\u00bf])")
+_LOST = re.compile("\u00c3\\?\u00c2\\?|\u00c3\\?(?=\\w)|\u00c2\\?(?=\\w)")  # bytes gone for good
+
+
+def _decode_seq(match: re.Match) -> str:
+    try:
+        return match.group(0).encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return match.group(0)
+
+
+def _undo_layers(text: str) -> str:
+    for _ in range(3):
+        if not (_MOJIBAKE.search(text) or "\u00e3?\u00e2" in text):
+            break
+        new = _SEQ.sub(_decode_seq, _DROPPED_83.sub("\u00c3\u0083\u00c2", text))
+        if new == text:
+            break
+        text = new
+    return text
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo up to three layers of UTF-8-read-as-latin-1; mark lost bytes as '?'."""
+    return _LOST.sub("?", _undo_layers(text))
+
+
+def decode_mixed(data: bytes, stats: dict[str, int] | None = None) -> str:
     """Book-Crossing files mix latin-1 lines, UTF-8 lines and doubly/triply
-    UTF-8-encoded lines (with some bytes replaced by '?'). Decode line by line
-    and undo the encoding layers that can be undone; leave the rest as is."""
+    UTF-8-encoded text (some bytes replaced by '?'). Decode UTF-8 where it is
+    valid and latin-1 elsewhere, undo the encoding layers that can be undone, and
+    turn the sequences whose bytes were lost for good into a single '?'.
+    `stats` (optional) gets counts: 'repaired_lines', 'lost_lines'."""
     out = []
+    repaired = lost = 0
     for line in data.split(b"\n"):
         if line.isascii():
             out.append(line.decode("ascii"))
             continue
-        line = line.replace(b"\xc3?\xc2", b"\xc3\x83\xc2")  # lost 0x83 of a doubled 'Ã'
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            out.append(line.decode("latin-1"))
-            continue
-        for _ in range(3):
-            if not _MOJIBAKE.search(text):
-                break
-            try:
-                text = text.replace("ÃÂ", "Ã\u0083Â").encode("latin-1").decode("utf-8")
-            except (UnicodeEncodeError, UnicodeDecodeError):
-                break
+        line = _LOST_83.sub(lambda m: b"\xc3\x83" + m.group(1), line)
+        raw = line.decode("utf-8", errors="linernotes-latin1")
+        text, n_lost = _LOST.subn("?", _undo_layers(raw))
+        repaired += text != raw
+        lost += n_lost > 0
         out.append(text)
+    if stats is not None:
+        stats["repaired_lines"] = stats.get("repaired_lines", 0) + repaired
+        stats["lost_lines"] = stats.get("lost_lines", 0) + lost
     return "\n".join(out)
 
 
-_MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
-
-
 def has_mojibake(text: str) -> bool:
-    return bool(re.search("[\u00c2\u00c3][\u0080-\u00bf?]", text))
+    """True when text still looks mis-encoded ('Ã¼', 'Â´')."""
+    return bool(_MOJIBAKE.search(text))
 
 
 def find_file(root: Path, name: str) -> Path:
@@ -282,13 +326,10 @@ def write_items(items: list[Item], path: Path) -> None:
 
 
 def read_items(path: Path) -> list[Item]:
-    cols = pq.read_table(path).to_pydict()
-    names = list(cols)
-    rows = zip(*(cols[n] for n in names))
     out = []
-    for values in rows:
-        row = dict(zip(names, values))
-        row["genres"] = row["genres"] or []
+    for row in pq.read_table(path).to_pylist():
+        if row.get("genres") is None:
+            row["genres"] = []
         out.append(Item.model_validate(row))
     return out
 
@@ -322,7 +363,7 @@ def read_listeners(path: Path) -> list[Listener]:
 
 __all__ = [
     "MAX_TITLE_CHARS", "MAX_YEAR", "MIN_YEAR", "QuarantineRow", "RowError", "SourceResult",
-    "SOURCE_TYPES", "build_item", "clean_text", "decode_mixed", "describe_errors", "find_file",
-    "has_mojibake", "history_entry", "listener_type", "parse_int", "quarantine_row", "read_items",
+    "SOURCE_TYPES", "build_item", "clean_text", "clean_title", "decode_mixed", "describe_errors",
+    "find_file", "fix_mojibake", "has_mojibake", "history_entry", "listener_type", "parse_int", "quarantine_row", "read_items",
     "read_listeners", "top_counts", "where", "write_items", "write_listeners",
 ]

@@ -47,7 +47,7 @@ def test_llamacpp_server_chat_and_json_schema(gguf_path):
 
 def test_pipeline_through_llamacpp(fixture_catalog_dir, tmp_path, isolated_home, gguf_path):
     config = SynthConfig(n_per_type=3, catalog_dir=str(fixture_catalog_dir), runs_dir=str(tmp_path),
-                         concurrency=4, model_path=str(gguf_path), max_new_tokens=80)
+                         concurrency=4, model_path=str(gguf_path), max_new_tokens=128)
     run = run_synth(config)
     manifest = run.manifest()
     records = load_records(run)
@@ -76,7 +76,7 @@ def test_sigkill_mid_run_then_resume_loses_nothing_repeats_nothing(fixture_catal
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "linernotes.cli", "synth", "--catalog-dir", str(fixture_catalog_dir),
            "--runs-dir", str(runs), "--n-per-type", "6", "--concurrency", "2",
-           "--model-path", str(gguf_path), "--max-new-tokens", "80"]
+           "--model-path", str(gguf_path), "--max-new-tokens", "128"]
     env = {**os.environ, "LINERNOTES_HOME": str(isolated_home)}
     db = isolated_home / "teacher_cache.sqlite"
     proc = subprocess.Popen(cmd, env=env, start_new_session=True,
@@ -106,3 +106,24 @@ def test_sigkill_mid_run_then_resume_loses_nothing_repeats_nothing(fixture_catal
     assert cache.repeated_misses() == []  # no completed call repeated
     assert cache.stats(run.name)["hit"] == done_before_kill  # every completed call reused
     assert cache.count() == 18
+
+
+def test_openai_compatible_backend_with_key(fixture_catalog_dir, tmp_path, isolated_home,
+                                            gguf_path, monkeypatch):
+    """Any OpenAI-compatible URL + key: here a keyed llama.cpp server stands for a hosted teacher."""
+    monkeypatch.setenv("HOSTED_TEACHER_KEY", "sk-local-test")
+    with server(gguf_path, n_parallel=2, api_key="sk-local-test", model_name="hosted-teacher") as srv:
+        config = SynthConfig(backend="openai-compatible", base_url=srv.base_url + "/v1",
+                             model="hosted-teacher", api_key_env="HOSTED_TEACHER_KEY",
+                             item_types=["music"], n_per_type=2, concurrency=2,
+                             catalog_dir=str(fixture_catalog_dir), runs_dir=str(tmp_path))
+        records = load_records(run_synth(config))
+        assert len(records) == 2
+        assert all(r.raw_output for r in records)
+        assert all(r.backend == "openai-compatible" and r.model == "hosted-teacher" for r in records)
+        # a wrong key is an error row (kept, reason recorded), not a crash
+        monkeypatch.setenv("HOSTED_TEACHER_KEY", "wrong")
+        bad = load_records(run_synth(SynthConfig(**{**config.__dict__, "seed": 99})))
+        assert len(bad) == 2 and not any(r.parsed for r in bad)
+        assert all("teacher call failed" in r.parse_error for r in bad)
+        assert all("401" in r.parse_error or "uthentication" in r.parse_error for r in bad)

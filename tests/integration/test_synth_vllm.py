@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 def test_pipeline_through_vllm_server(fixture_catalog_dir, tmp_path, isolated_home, vllm_server):
     config = SynthConfig(backend="vllm-server", n_per_type=2, catalog_dir=str(fixture_catalog_dir),
                          runs_dir=str(tmp_path), concurrency=6, base_url=vllm_server.base_url + "/v1",
-                         model="smollm2-135m-instruct", max_new_tokens=80)
+                         model="smollm2-135m-instruct", max_new_tokens=128)
     run = run_synth(config)
     manifest = run.manifest()
     records = load_records(run)

@@ -35,6 +35,7 @@ def test_server_command_and_env(vllm_server):
     assert vllm_server.log_path.parent.name == "logs"
     # Its own process group, so stop() can end every worker.
     assert os.getpgid(vllm_server.proc.pid) == vllm_server.proc.pid
+    print(f"\n[vllm] ready in {getattr(vllm_server, 'ready_s', float('nan')):.0f}s at {vllm_server.base_url}")
 
 
 def test_models_lists_served_name(vllm_client):

@@ -1,0 +1,207 @@
+"""Throughput of the studio's synth pipeline vs. the raw backend, same model and prompts.
+
+One llama.cpp server (xllamacpp, packaged SmolLM2-135M GGUF, `--concurrency`
+slots, `--threads` threads) serves three measurements of the same N rows
+(plan_rows + build_rows over the ingested catalog, default 48 rows):
+
+  raw       openai.AsyncOpenAI chat completions, same messages / sampling /
+            response_format, `--concurrency` requests in flight (semaphore)
+  pipeline  synth.pipeline.run_synth against the same server with a fresh
+            LINERNOTES_HOME (temp dir: empty teacher cache, so every call is a
+            real miss), catalog read from the already-ingested folder
+  rerun     the same run_synth again (force): every call is a cache hit
+
+Before each timed phase one untimed request per slot (rows of another seed,
+same item types) refills the server's slots: llama.cpp reuses a slot's cached
+prompt prefix, so this gives both phases the same starting point (shared
+few-shot prefixes cached, never an identical prompt). Output tokens are the
+server's usage counts. Ratio = pipeline tokens/s / raw tokens/s.
+
+    .venv/bin/python bench/synth_throughput.py [--rows 48] [--concurrency 8] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from linernotes import paths  # noqa: E402
+from linernotes.config import SynthConfig, load_config  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=48,
+                    help="rows in total, split evenly over the item types (rounded up)")
+    ap.add_argument("--concurrency", type=int, default=8, help="requests in flight = server slots")
+    ap.add_argument("--threads", type=int, default=1, help="llama.cpp server threads")
+    ap.add_argument("--item-types", default="music,book,podcast")
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--catalog-dir", default=None,
+                    help="ingested catalog (default: $LINERNOTES_CATALOG_DIR or LINERNOTES_HOME/catalog)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp LINERNOTES_HOME and print it")
+    return ap.parse_args(argv)
+
+
+async def raw_backend(base_url: str, model: str, messages: list[list[dict]], config: SynthConfig,
+                      schema: dict | None, concurrency: int) -> dict:
+    """Direct chat completions, `concurrency` in flight; returns wall time and token counts."""
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=base_url, api_key="none", timeout=300, max_retries=0)
+    sem = asyncio.Semaphore(concurrency)
+    kwargs: dict = {"model": model, "max_tokens": config.max_new_tokens,
+                    "temperature": config.temperature, "top_p": config.top_p, "seed": config.seed}
+    if schema is not None:  # exactly what synth.llm.CachedOpenAILLM sends
+        kwargs["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": "liner_note", "schema": schema}}
+
+    async def one(msgs: list[dict]) -> tuple[int, int]:
+        async with sem:
+            resp = await client.chat.completions.create(messages=msgs, **kwargs)
+        usage = resp.usage
+        return (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(one(m) for m in messages))
+    wall = time.perf_counter() - t0
+    await client.close()
+    return {"wall_s": wall, "rows": len(results), "input_tokens": sum(r[0] for r in results),
+            "output_tokens": sum(r[1] for r in results)}
+
+
+def pipeline_run(config: SynthConfig, catalog, force: bool) -> dict:
+    from synth.pipeline import run_synth
+
+    t0 = time.perf_counter()
+    run = run_synth(config, force=force, catalog=catalog)
+    wall = time.perf_counter() - t0
+    m = run.manifest()
+    return {"wall_s": wall, "pipeline_s": m["timings"]["pipeline_s"], "rows": m["counts"]["rows"],
+            "output_tokens": m["counts"]["output_tokens"], "input_tokens": m["counts"]["input_tokens"],
+            "cache": m["cache"], "parse_rate": m["counts"]["parse_rate"], "run": run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from linernotes.services.llamacpp import DEFAULT_MODEL_NAME, server
+    from synth.catalog.ingest import load_catalog
+    from synth.pipeline import build_rows, plan_rows
+    from synth.prompts import EXPLANATION_SCHEMA, PromptBuilder
+
+    item_types = [t.strip() for t in args.item_types.split(",") if t.strip()]
+    per_type = max(1, math.ceil(args.rows / len(item_types)))
+    catalog_dir = Path(args.catalog_dir or os.environ.get("LINERNOTES_CATALOG_DIR")
+                       or paths.catalog_dir()).resolve()
+    t0 = time.perf_counter()
+    catalog = load_catalog(catalog_dir)
+    load_s = time.perf_counter() - t0
+    config = load_config(SynthConfig, None, {
+        "name": "bench", "item_types": item_types, "n_per_type": per_type, "seed": args.seed,
+        "backend": "llamacpp", "model": DEFAULT_MODEL_NAME, "concurrency": args.concurrency,
+        "server_threads": args.threads, "max_new_tokens": args.max_new_tokens,
+        "catalog_dir": str(catalog_dir)})
+    builder = PromptBuilder.default(config.template, config.golden_examples, config.few_shot,
+                                    config.max_words)
+    planned = plan_rows(catalog, config)
+    rows, _ = build_rows(planned, builder, config, "llamacpp", DEFAULT_MODEL_NAME)
+    messages = [r["messages"] for r in rows]
+    schema = EXPLANATION_SCHEMA if config.structured_output else None
+    print(f"catalog {catalog_dir} loaded in {load_s:.1f}s; {len(messages)} rows "
+          f"({per_type} x {item_types}), concurrency {args.concurrency}, "
+          f"server threads {args.threads}, max_new_tokens {config.max_new_tokens}", flush=True)
+
+    # Flush prompts: same item types, other listeners/items (another seed), so before
+    # each timed phase every slot holds a similar but never an identical prompt.
+    flush_planned = plan_rows(catalog, dataclasses.replace(config, seed=config.seed + 1000))
+    by_type = {t: [p for p in flush_planned if p.item.item_type == t] for t in item_types}
+    flush_rows = [by_type[t][i] for i in range(per_type) for t in item_types if i < len(by_type[t])]
+
+    def flush(start: int) -> None:
+        picked = [flush_rows[(start + i) % len(flush_rows)] for i in range(args.concurrency)]
+        asyncio.run(raw_backend(base_url, DEFAULT_MODEL_NAME,
+                                [builder.messages(p.item, p.listener) for p in picked],
+                                dataclasses.replace(config, max_new_tokens=4), schema,
+                                args.concurrency))
+
+    home = Path(tempfile.mkdtemp(prefix="linernotes-bench-"))
+    srv = server(None, model_name=DEFAULT_MODEL_NAME, n_parallel=args.concurrency,
+                 n_threads=args.threads)
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    with srv:
+        print(f"llama.cpp server ready in {time.perf_counter() - t0:.1f}s at {srv.base_url} "
+              f"(log {srv.log_path})", flush=True)
+        base_url = srv.base_url + "/v1"
+        flush(0)  # warm-up, not timed
+        raw = asyncio.run(raw_backend(base_url, DEFAULT_MODEL_NAME, messages, config, schema,
+                                      args.concurrency))
+        print(f"raw done in {raw['wall_s']:.1f}s", flush=True)
+
+        # The pipeline: same server (base_url), fresh home = empty teacher cache.
+        # Distinct run names: the cache's event log counts hits/misses per run name.
+        os.environ["LINERNOTES_HOME"] = str(home)
+        pconfig = dataclasses.replace(config, base_url=base_url, runs_dir=str(home / "runs"))
+        flush(args.concurrency)
+        first = pipeline_run(dataclasses.replace(pconfig, run_name="bench-pipeline"), catalog,
+                             force=True)
+        print(f"pipeline done in {first['wall_s']:.1f}s (cache {first['cache']})", flush=True)
+        rerun = pipeline_run(dataclasses.replace(pconfig, run_name="bench-rerun"), catalog,
+                             force=True)
+        print(f"rerun done in {rerun['wall_s']:.1f}s (cache {rerun['cache']})", flush=True)
+    load_after = os.getloadavg()
+
+    if first["cache"]["miss"] != len(messages):
+        print(f"WARNING: first pipeline run had {first['cache']} (expected {len(messages)} misses)")
+    if rerun["cache"]["hit"] != len(messages):
+        print(f"WARNING: rerun had {rerun['cache']} (expected {len(messages)} hits)")
+
+    def tps(tokens: int, seconds: float) -> float:
+        return tokens / seconds if seconds else float("nan")
+
+    raw_tps = tps(raw["output_tokens"], raw["wall_s"])
+    pipe_tps = tps(first["output_tokens"], first["pipeline_s"])
+    pipe_total_tps = tps(first["output_tokens"], first["wall_s"])
+    header = f"{'measurement':34s} {'rows':>5s} {'out tok':>8s} {'wall s':>8s} {'out tok/s':>10s}"
+    print()
+    print(header)
+    print("-" * len(header))
+    print(f"{'raw backend (AsyncOpenAI)':34s} {raw['rows']:5d} {raw['output_tokens']:8d} "
+          f"{raw['wall_s']:8.1f} {raw_tps:10.1f}")
+    print(f"{'pipeline, Pipeline.run only':34s} {first['rows']:5d} {first['output_tokens']:8d} "
+          f"{first['pipeline_s']:8.1f} {pipe_tps:10.1f}")
+    print(f"{'pipeline, whole run_synth':34s} {first['rows']:5d} {first['output_tokens']:8d} "
+          f"{first['wall_s']:8.1f} {pipe_total_tps:10.1f}")
+    print(f"{'pipeline rerun (all cache hits)':34s} {rerun['rows']:5d} {'-':>8s} "
+          f"{rerun['wall_s']:8.1f} {'-':>10s}")
+    print("-" * len(header))
+    print(f"ratio pipeline/raw, tokens/s: {pipe_tps / raw_tps:.2f} (Pipeline.run), "
+          f"{pipe_total_tps / raw_tps:.2f} (whole run_synth); "
+          f"parse rate {first['parse_rate']:.0%}; rerun pipeline_s {rerun['pipeline_s']:.1f}")
+    print(f"load average (1 min) before/after: {load_before[0]:.2f}/{load_after[0]:.2f} "
+          f"on {os.cpu_count()} cores; other processes on the machine skew these numbers")
+    if args.keep:
+        print(f"bench home kept: {home}")
+    else:
+        import shutil
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
