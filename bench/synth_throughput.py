@@ -54,13 +54,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--catalog-dir", default=None,
                     help="ingested catalog (default: $LINERNOTES_CATALOG_DIR or LINERNOTES_HOME/catalog)")
+    ap.add_argument("--raw-batched", action="store_true",
+                    help="also time the raw backend in groups of --concurrency (distilabel's "
+                         "batch pattern), to separate batching effects from pipeline overhead")
     ap.add_argument("--keep", action="store_true", help="keep the temp LINERNOTES_HOME and print it")
     return ap.parse_args(argv)
 
 
 async def raw_backend(base_url: str, model: str, messages: list[list[dict]], config: SynthConfig,
-                      schema: dict | None, concurrency: int) -> dict:
-    """Direct chat completions, `concurrency` in flight; returns wall time and token counts."""
+                      schema: dict | None, concurrency: int, batched: bool = False) -> dict:
+    """Direct chat completions, `concurrency` in flight; returns wall time and token counts.
+
+    batched=True sends `concurrency` requests and waits for all of them before the
+    next group (the pattern of distilabel's per-batch agenerate), instead of
+    topping up the semaphore as each request finishes."""
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=base_url, api_key="none", timeout=300, max_retries=0)
@@ -78,11 +85,35 @@ async def raw_backend(base_url: str, model: str, messages: list[list[dict]], con
         return (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
 
     t0 = time.perf_counter()
-    results = await asyncio.gather(*(one(m) for m in messages))
+    if batched:
+        results = []
+        for i in range(0, len(messages), concurrency):
+            results += await asyncio.gather(*(one(m) for m in messages[i:i + concurrency]))
+    else:
+        results = await asyncio.gather(*(one(m) for m in messages))
     wall = time.perf_counter() - t0
     await client.close()
     return {"wall_s": wall, "rows": len(results), "input_tokens": sum(r[0] for r in results),
             "output_tokens": sum(r[1] for r in results)}
+
+
+def server_metrics(base: str) -> dict[str, float]:
+    """llama.cpp's Prometheus counters (prompt tokens evaluated, tokens predicted, ...)."""
+    import httpx
+
+    out = {}
+    for line in httpx.get(base + "/metrics", timeout=10).text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name.removeprefix("llamacpp:")] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def delta(after: dict[str, float], before: dict[str, float], key: str) -> float:
+    return after.get(key, 0.0) - before.get(key, 0.0)
 
 
 def pipeline_run(config: SynthConfig, catalog, force: bool) -> dict:
@@ -149,20 +180,37 @@ def main(argv: list[str] | None = None) -> int:
               f"(log {srv.log_path})", flush=True)
         base_url = srv.base_url + "/v1"
         flush(0)  # warm-up, not timed
+        m0 = server_metrics(srv.base_url)
         raw = asyncio.run(raw_backend(base_url, DEFAULT_MODEL_NAME, messages, config, schema,
                                       args.concurrency))
+        m1 = server_metrics(srv.base_url)
+        raw["prompt_evaluated"] = delta(m1, m0, "prompt_tokens_total")
         print(f"raw done in {raw['wall_s']:.1f}s", flush=True)
+        raw_b = None
+        if args.raw_batched:
+            flush(2 * args.concurrency)
+            m0 = server_metrics(srv.base_url)
+            raw_b = asyncio.run(raw_backend(base_url, DEFAULT_MODEL_NAME, messages, config,
+                                            schema, args.concurrency, batched=True))
+            raw_b["prompt_evaluated"] = delta(server_metrics(srv.base_url), m0,
+                                              "prompt_tokens_total")
+            print(f"raw batched done in {raw_b['wall_s']:.1f}s", flush=True)
 
         # The pipeline: same server (base_url), fresh home = empty teacher cache.
         # Distinct run names: the cache's event log counts hits/misses per run name.
         os.environ["LINERNOTES_HOME"] = str(home)
         pconfig = dataclasses.replace(config, base_url=base_url, runs_dir=str(home / "runs"))
         flush(args.concurrency)
+        m0 = server_metrics(srv.base_url)
         first = pipeline_run(dataclasses.replace(pconfig, run_name="bench-pipeline"), catalog,
                              force=True)
+        m1 = server_metrics(srv.base_url)
+        first["prompt_evaluated"] = delta(m1, m0, "prompt_tokens_total")
         print(f"pipeline done in {first['wall_s']:.1f}s (cache {first['cache']})", flush=True)
+        m0 = server_metrics(srv.base_url)
         rerun = pipeline_run(dataclasses.replace(pconfig, run_name="bench-rerun"), catalog,
                              force=True)
+        rerun["prompt_evaluated"] = delta(server_metrics(srv.base_url), m0, "prompt_tokens_total")
         print(f"rerun done in {rerun['wall_s']:.1f}s (cache {rerun['cache']})", flush=True)
     load_after = os.getloadavg()
 
@@ -177,18 +225,23 @@ def main(argv: list[str] | None = None) -> int:
     raw_tps = tps(raw["output_tokens"], raw["wall_s"])
     pipe_tps = tps(first["output_tokens"], first["pipeline_s"])
     pipe_total_tps = tps(first["output_tokens"], first["wall_s"])
-    header = f"{'measurement':34s} {'rows':>5s} {'out tok':>8s} {'wall s':>8s} {'out tok/s':>10s}"
+    header = (f"{'measurement':34s} {'rows':>5s} {'out tok':>8s} {'wall s':>8s} {'out tok/s':>10s} "
+              f"{'prompt tok evaluated':>21s}")
     print()
     print(header)
     print("-" * len(header))
     print(f"{'raw backend (AsyncOpenAI)':34s} {raw['rows']:5d} {raw['output_tokens']:8d} "
-          f"{raw['wall_s']:8.1f} {raw_tps:10.1f}")
+          f"{raw['wall_s']:8.1f} {raw_tps:10.1f} {raw['prompt_evaluated']:21.0f}")
+    if raw_b is not None:
+        print(f"{'raw backend, groups of concurrency':34s} {raw_b['rows']:5d} "
+              f"{raw_b['output_tokens']:8d} {raw_b['wall_s']:8.1f} "
+              f"{tps(raw_b['output_tokens'], raw_b['wall_s']):10.1f} {raw_b['prompt_evaluated']:21.0f}")
     print(f"{'pipeline, Pipeline.run only':34s} {first['rows']:5d} {first['output_tokens']:8d} "
-          f"{first['pipeline_s']:8.1f} {pipe_tps:10.1f}")
+          f"{first['pipeline_s']:8.1f} {pipe_tps:10.1f} {first['prompt_evaluated']:21.0f}")
     print(f"{'pipeline, whole run_synth':34s} {first['rows']:5d} {first['output_tokens']:8d} "
-          f"{first['wall_s']:8.1f} {pipe_total_tps:10.1f}")
+          f"{first['wall_s']:8.1f} {pipe_total_tps:10.1f} {first['prompt_evaluated']:21.0f}")
     print(f"{'pipeline rerun (all cache hits)':34s} {rerun['rows']:5d} {'-':>8s} "
-          f"{rerun['wall_s']:8.1f} {'-':>10s}")
+          f"{rerun['wall_s']:8.1f} {'-':>10s} {rerun['prompt_evaluated']:21.0f}")
     print("-" * len(header))
     print(f"ratio pipeline/raw, tokens/s: {pipe_tps / raw_tps:.2f} (Pipeline.run), "
           f"{pipe_total_tps / raw_tps:.2f} (whole run_synth); "

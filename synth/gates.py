@@ -420,7 +420,8 @@ class CatalogIndex:
     names: dict[str, int] = field(default_factory=dict)
     genre_labels: dict[str, str] = field(default_factory=dict)  # phrase key -> label as written
     n_items: int = 0
-    _vocab: dict[str, GenreEntry] | None = field(default=None, repr=False)
+    _vocab: dict[str, GenreEntry] | None = field(default=None, repr=False, compare=False)
+    _words: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_items(cls, items: Iterable[Item] | Mapping[str, Item],
@@ -488,6 +489,11 @@ class CatalogIndex:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.kind(name) != 0
 
+    def genre_words(self) -> frozenset[str]:
+        if self._words is None:
+            self._words = _genre_words(self.genre_vocab())
+        return self._words
+
     def genre_vocab(self) -> dict[str, GenreEntry]:
         """Built-in genre vocabulary plus this catalog's genre labels."""
         if self._vocab is None:
@@ -527,8 +533,8 @@ def _sentence_break(gap: str, prev: _Tok | None) -> bool:
         return True
     if re.search(r"[.!?…][\s\"'”’)\]]*[,;:]", gap):
         return False  # "... Success The Easy Way !, Rusted Halo": punctuation inside a title
-    if "!" in gap or "?" in gap:
-        return True
+    if re.search(r"[!?][\"'”’)\]]*\s", gap):
+        return True  # not "Gei?ler" (a lost byte inside a name)
     if "." in gap or "…" in gap:
         if len(prev.text) == 1 and prev.text.isupper():
             return False  # an initial: "Mark P. O. Morford"
@@ -670,8 +676,10 @@ def _is_allowed_name(key: str, n_tokens: int, allowed: _Allowed) -> bool:
     return len(key) >= 5 and _fuzzy_allowed(key, allowed)
 
 
-_QUOTE_RE = re.compile(r'"([^"\n]{1,200})"|“([^”\n]{1,200})”|‘(.{1,200}?)’(?!\w)|'
-                       r"(?<![\w])'([^'\n]{1,200}?)'(?!\w)")
+# Quoted spans hug their text ("Title", not " by X picks up where "), so a title
+# that itself contains quotes ('The Word "Desire"') does not pair quotes wrongly.
+_QUOTE_RE = re.compile(r'"(?=\S)([^"\n]{1,200}?)(?<=\S)"|“(?=\S)([^”\n]{1,200}?)(?<=\S)”|'
+                       r"‘(?=\S)(.{1,200}?)(?<=\S)’(?!\w)|(?<![\w])'(?=\S)([^'\n]{1,200}?)(?<=\S)'(?!\w)")
 _YEAR_RE = re.compile(r"(?<![\w$£€#.])(['’])?(\d{4}|\d{2})(s)?(?!\w|[.,]\d|%)")
 # "<number> pages" is a count, not a year ("2003 track" stays a year).
 _YEAR_UNIT_RE = re.compile(r"\s*-?\s*(?:pages|copies|tracks|songs|episodes|minutes|mins|seconds|"
@@ -711,8 +719,8 @@ def _wrong_entity(shown: str, flags: int) -> str:
 
 
 def _check_quotes(text: str, toks: list[_Tok], allowed: _Allowed, index: CatalogIndex | None,
-                  vocab: Mapping[str, GenreEntry], claims: _Claims) -> None:
-    plain = common_words() | _genre_words(vocab) | CONNECTORS
+                  vocab: Mapping[str, GenreEntry], genre_words: frozenset[str], claims: _Claims) -> None:
+    plain = common_words() | genre_words | CONNECTORS
     for m in _QUOTE_RE.finditer(text):
         g = next(i for i in range(1, 5) if m.group(i) is not None)
         start, end = m.start(g), m.end(g)
@@ -1088,11 +1096,11 @@ def grounding_gate(explanation: str | None, facts_used: Iterable[Any] | None, it
         return GateResult(passed=False, reasons=[NO_EXPLANATION], score=0.0)
     vocab = index.genre_vocab() if index is not None else builtin_genres()
     allowed = _allowed(item, listener, vocab)
-    genre_words = _genre_words(vocab)
+    genre_words = index.genre_words() if index is not None else _builtin_genre_words()
     claims = _Claims()
     toks = _tokenize(explanation)
     _mask_allowed(toks, allowed, claims)
-    _check_quotes(explanation, toks, allowed, index, vocab, claims)
+    _check_quotes(explanation, toks, allowed, index, vocab, genre_words, claims)
     _check_names(explanation, toks, allowed, index, genre_words, claims)
     _check_years(explanation, toks, allowed, claims)
     _check_genres(explanation, toks, allowed, vocab, claims)
@@ -1102,17 +1110,14 @@ def grounding_gate(explanation: str | None, facts_used: Iterable[Any] | None, it
     return GateResult(passed=not claims.reasons, reasons=claims.reasons, score=round(score, 4))
 
 
-_GENRE_WORDS_CACHE: dict[int, frozenset[str]] = {}
-
-
 def _genre_words(vocab: Mapping[str, GenreEntry]) -> frozenset[str]:
-    cached = _GENRE_WORDS_CACHE.get(id(vocab))
-    if cached is None or len(_GENRE_WORDS_CACHE) > 16:
-        words = frozenset(w for p in vocab for w in p.split() if w not in CONNECTORS)
-        if len(_GENRE_WORDS_CACHE) > 16:
-            _GENRE_WORDS_CACHE.clear()
-        _GENRE_WORDS_CACHE[id(vocab)] = cached = words
-    return cached
+    """Single words of the genre phrases (never a name on their own)."""
+    return frozenset(w for p in vocab for w in p.split() if w not in CONNECTORS)
+
+
+@lru_cache(maxsize=1)
+def _builtin_genre_words() -> frozenset[str]:
+    return _genre_words(builtin_genres())
 
 
 # ============================================================================ style

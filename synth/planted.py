@@ -234,7 +234,12 @@ def _planted_value(kind: str, item: Item, listener: Listener, pools: _Pools, ind
                 if 1000 <= y <= 2026 and y != item.year:
                     return "Y", str(y)
             return None
-        return "Y", str(rng.randint(1955, 2020))
+        named = set(re.findall(r"\d{4}", f"{item.title} {item.collection or ''}"))
+        for _ in range(20):  # not a year the item's own names mention ("[1997] Black Light Syndrome")
+            y = str(rng.randint(1955, 2020))
+            if y not in named:
+                return "Y", y
+        return None
     if kind == "invented_title":
         slot = "A" if (t == "music" and rng.random() < 0.35) else "T"
         return (slot, rng.choice(pools.fakes)) if pools.fakes else None
@@ -308,11 +313,14 @@ def build_planted_set(index: CatalogIndex, items: Iterable[Item] | Mapping[str, 
 
 
 _REASON_KIND = {
-    "wrong_creator": lambda r: "catalog creator" in r,
+    # without an index a wrong name can only be reported as unknown
+    "wrong_creator": lambda r: "catalog creator" in r or r.endswith("not a name from this item or the "
+                                                                  "listener's history"),
     "wrong_year": lambda r: r.startswith(("year ", "decade ")),
     "invented_title": lambda r: "(quoted title) not in" in r or "is not a name from" in r,
     "wrong_genre": lambda r: r.startswith('genre "'),
-    "wrong_title": lambda r: " is a catalog " in r or "not in item/listener facts" in r,
+    "wrong_title": lambda r: (" is a catalog " in r or "not in item/listener facts" in r
+                              or r.endswith("not a name from this item or the listener's history")),
 }
 
 

@@ -444,10 +444,13 @@ def test_planted_set_is_deterministic_and_clean_rows_pass():
 
 
 # Bar: measured on this sample catalog P = R = 1.000 and FPR 0 for seeds 0-7 (329
-# rows each); on the full ingested catalog (274,636 items, n=600-900, seeds 0-2)
-# P 1.000, R 0.998, FPR <= 0.001. The bar leaves room for template and word-list
-# edits (one miss in twenty) while still failing if a whole error type stops
-# being detected (per-type recall >= 0.9).
+# rows each); on the ingested fixture catalog P 1.000, R 0.995-1.000; on the full
+# ingested catalog (274,636 items, 894 sampled, 6,258 rows, seeds 0-2) P 1.000,
+# R 0.997-0.998, FPR 0.000 (weakest type: wrong_title 0.990, one-word titles). The
+# templates and the gate were tuned together, so these numbers are an upper
+# bound; HAND_WRITTEN above is the template-free check. The bar leaves room for
+# template and word-list edits (one miss in twenty) while still failing if a
+# whole error type stops being detected (per-type recall >= 0.9).
 MIN_PRECISION, MIN_RECALL, MIN_TYPE_RECALL, MAX_FPR = 0.95, 0.95, 0.9, 0.03
 
 
@@ -472,3 +475,16 @@ def test_planted_cli_falls_back_to_the_sample(tmp_path, capsys):
     out = capsys.readouterr()
     assert "using the built-in sample catalog" in out.err
     assert "precision" in out.out and "wrong_genre" in out.out
+
+
+def test_planted_evaluation_on_the_fixture_catalog(fixture_catalog_dir):
+    """The committed fixture catalog, ingested: measured P 1.000, R 0.995-1.000,
+    FPR 0 for seeds 0-2 (82-83 items, ~580 rows); same bar as above."""
+    from synth.catalog.ingest import load_catalog
+
+    cat = load_catalog(fixture_catalog_dir)
+    idx = CatalogIndex.from_items(cat.items, cat.listeners)
+    res = evaluate(idx, cat.items, cat.listeners, n=200, seed=0)
+    assert res["n_items"] >= 50
+    assert res["precision"] >= MIN_PRECISION and res["recall"] >= MIN_RECALL, format_report(res)
+    assert res["false_positive_rate"] <= MAX_FPR, format_report(res)

@@ -100,3 +100,28 @@ def test_golden_examples_editable_file(tmp_path):
     path.write_text("- item_type: book\n  item: {title: A}\n")
     with pytest.raises(ValueError, match="entry 0"):
         load_golden(path)
+
+
+def test_golden_examples_pass_the_gates():
+    """Editors' examples are what the teacher imitates: they must pass every gate."""
+    from linernotes.records import Item
+    from synth.gates import run_gates
+
+    for i, ex in enumerate(load_golden()):
+        facts = ex.item
+        item = Item(item_id=f"golden:{i}", item_type=ex.item_type, title=facts["title"],
+                    creator=facts.get("creator"), collection=facts.get("collection"),
+                    year=facts.get("year"), genres=facts.get("genres", []),
+                    publisher=facts.get("publisher"),
+                    duration_s=facts["duration_min"] * 60 if "duration_min" in facts else None,
+                    source="golden", source_row=str(i))
+        ctx = ex.listener
+        listener = Listener(
+            listener_id=f"golden:{i}", source="golden", country=ctx.get("country"),
+            age_band=ctx.get("age_band"), taste=ctx.get("taste", []),
+            history=[HistoryEntry(item_id=f"h{j}", title=h["title"], creator=h.get("creator"),
+                                  genres=h.get("genres", []))
+                     for j, h in enumerate(ctx.get("recent_history", []))])
+        gates = run_gates(ex.answer["explanation"], ex.answer.get("facts_used", []), item, listener)
+        failed = {k: g.reasons for k, g in gates.items() if not g.passed}
+        assert not failed, f"golden example {i}: {failed}"
