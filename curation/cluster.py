@@ -1,22 +1,37 @@
 """Clusters, a 2-D map and cluster names for the explanation embeddings.
 
     cluster(embeddings, method, n_clusters, seed)      -> int labels (-1: unclustered)
-    choose_k(embeddings, seed)                         -> k for n_clusters=0 (silhouette)
+    choose_k(embeddings, seed, rule)                   -> k for n_clusters=0 (sqrt or silhouette)
     centroids(embeddings, labels) / margins(...)       -> per-cluster centres, boundary margins
     assign_nearest(embeddings, centres)                -> nearest-centre labels (removed rows)
+    cluster_frame(df, embeddings, config, coords)      -> df + cluster/label/margin/x/y columns
     project_2d(embeddings, method, seed)               -> (n, 2) map coordinates
-    label_clusters(texts, labels, top_n)               -> {label: "term, term, ..."} (c-TF-IDF)
+    label_clusters(texts, labels, top_n)               -> {cluster: "term, term, ..."} (c-TF-IDF)
     gate_outcome(row) / item_titles(df)                -> display helpers shared with the app
     cluster_map_figure(df, color_by)                   -> plotly scatter with hover text
+    selected_rows(df, points, figure)                  -> rows behind a map selection
 
 Embeddings are L2-normalised (curation.embed), so euclidean distance ranks like
 cosine distance and k-means on them is spherical k-means in all but name.
 
-Defaults were chosen by measurement (numbers in the module constants' comments
-and in the curation report): k-means with k picked by silhouette beat HDBSCAN on
-both the real 60-row synth run and 3,000 synthetic template x entity texts;
-HDBSCAN on raw 384-d MiniLM vectors leaves most rows unclustered (-1).
-Every function is deterministic for a given seed.
+Defaults, measured with MiniLM on the real 60-row synth run (59 texts) and on
+3,000 synthetic template x catalog-entity texts (24 templates, 8 per item type):
+
+    method                         k    unclustered  silhouette  ARI template  ARI type
+    real 59:  kmeans, sqrt rule    5    0            0.126       -             0.67
+              kmeans, silhouette   3    0            0.157       -             0.81
+              hdbscan (UMAP 10-d)  3    0            0.163       -             0.86
+              hdbscan (raw 384-d)  2    17%          0.184       -             0.48
+    synth 3k: kmeans, sqrt rule    39   0            0.094       0.43          0.11
+              kmeans, true k=24    24   0            0.090       0.43          0.20
+              kmeans, silhouette   4    0            0.121       0.14          0.81
+              hdbscan (UMAP 10-d)  17   8%           0.050       0.16          0.75
+              hdbscan (raw 384-d)  3    65%          0.119       0.04          0.23
+
+Silhouette is low everywhere (no crisp clusters in sentence space) and prefers the
+coarse item-type split; the sqrt rule recovers templates as well as the true k.
+So: k-means (0.6 s for 3,000 rows) with k = sqrt(n/2) by default; HDBSCAN on request,
+on a UMAP reduction. Every function is deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -38,16 +53,26 @@ PROJECTIONS = ("auto", "umap", "pca", "tsne")
 COLOR_BY = ("cluster", "item_type", "gate")
 GATES = ("grounding", "style", "safety")
 
-# n_clusters=0: k is the silhouette-best k in [K_MIN, k_max(n)], scored on at most
-# SILHOUETTE_SAMPLE rows; k_max(n) = clip(2*sqrt(n/2), 2, K_MAX). Candidate ks are
-# all ks up to 12, then a geometric grid (keeps the search ~2-3 s at n=3,000).
+# n_clusters=0 picks k by K_RULE. "sqrt": k = clip(round(sqrt(n/2)), 2, K_MAX);
+# "silhouette": the cosine-silhouette-best k over `k_candidates(n)` (all ks up to 12,
+# then a geometric grid up to 2*sqrt(n/2)), scored on at most SILHOUETTE_SAMPLE rows.
+# Measured (MiniLM, seed 17): silhouette picks k=3-4, i.e. the item types (ARI vs
+# item type 0.81-0.83) and misses the templates (ARI vs template id 0.14 on 3,000
+# synthetic template x entity texts with 24 templates); sqrt gives k=39 there, ARI
+# vs template 0.43 (the true k=24 gives 0.43 too). Finer clusters are what the
+# review quotas and the map need, so "sqrt" is the default.
+K_RULES = ("sqrt", "silhouette")
+K_RULE = "sqrt"
 K_MIN = 2
 K_MAX = 40
 SILHOUETTE_SAMPLE = 2000
 KMEANS_N_INIT = 4
-# HDBSCAN: smallest cluster = max(HDBSCAN_MIN_SIZE, n * HDBSCAN_MIN_SHARE).
-HDBSCAN_MIN_SIZE = 3
+# HDBSCAN runs on a 10-d UMAP (cosine) reduction when umap-learn is installed
+# (BERTopic's recipe): on raw 384-d vectors it left 38-86% of rows unclustered in
+# the measurement; after UMAP 2-8%. Smallest cluster: max(5, n * 0.005).
+HDBSCAN_MIN_SIZE = 5
 HDBSCAN_MIN_SHARE = 0.005
+HDBSCAN_UMAP_DIMS = 10
 UMAP_MIN_ROWS = 15  # auto projection: UMAP from this many rows on, PCA below
 
 
@@ -76,16 +101,32 @@ def k_candidates(n: int) -> list[int]:
 
 def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
-    return KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed).fit_predict(x)
+    # One thread: with numpy's and scipy's OpenBLAS plus OpenMP all at 2 threads,
+    # KMeans on 3,000 x 384 took 5-8 s instead of 0.6 s (oversubscription).
+    with threadpool_limits(1):
+        return KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed).fit_predict(x)
 
 
-def choose_k(embeddings: Any, seed: int = 17) -> int:
-    """The silhouette-best k (cosine) over `k_candidates(n)`, on a seeded sample of rows."""
-    from sklearn.metrics import silhouette_score
+def sqrt_k(n: int) -> int:
+    """k = clip(round(sqrt(n/2)), 2, K_MAX), never more than n."""
+    if n < 2:
+        return n
+    return int(min(n, K_MAX, max(K_MIN, round(math.sqrt(n / 2)))))
 
+
+def choose_k(embeddings: Any, seed: int = 17, rule: str = K_RULE) -> int:
+    """k for n_clusters=0: `sqrt_k(n)`, or the cosine-silhouette-best k over
+    `k_candidates(n)` on a seeded sample of at most SILHOUETTE_SAMPLE rows."""
     x = _as_matrix(embeddings)
     n = len(x)
+    if rule not in K_RULES:
+        raise ValueError(f"unknown k rule {rule!r}; choose one of {K_RULES}")
+    if rule == "sqrt":
+        return sqrt_k(n)
+    from sklearn.metrics import silhouette_score
+
     ks = k_candidates(n)
     if not ks:
         return 1 if n else 0
@@ -110,33 +151,48 @@ def hdbscan_min_size(n: int) -> int:
 
 
 def cluster(embeddings: Any, method: str = "kmeans", n_clusters: int = 0, seed: int = 17,
-            min_cluster_size: int | None = None) -> np.ndarray:
-    """Cluster labels 0..k-1 for each row (int64).
+            min_cluster_size: int | None = None, k_rule: str = K_RULE,
+            reduce: bool | None = None) -> np.ndarray:
+    """Cluster labels for each row (int64), renumbered by size: 0 is the largest.
 
     kmeans: n_clusters > 0 is used as given (capped at the number of rows); 0 picks k
-    by silhouette (`choose_k`). hdbscan: finds the number of clusters itself
-    (n_clusters is ignored); rows it cannot place get -1, shown as "unclustered".
+    with `choose_k(rule=k_rule)`. hdbscan: finds the number of clusters itself
+    (n_clusters is ignored), on a 10-d UMAP reduction when umap-learn is installed
+    (reduce=None; True/False forces it); rows it cannot place get -1 ("unclustered").
     """
     x = _as_matrix(embeddings)
     n = len(x)
     if method not in CLUSTER_METHODS:
         raise ValueError(f"unknown cluster method {method!r}; choose one of {CLUSTER_METHODS}")
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
     if n_clusters < 0:
         raise ValueError(f"n_clusters must be >= 0 (0: choose from the data), got {n_clusters}")
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
     if method == "hdbscan":
-        from sklearn.cluster import HDBSCAN
-
-        size = min_cluster_size or hdbscan_min_size(n)
-        if n < max(size, 2):
-            return np.full(n, NOISE, dtype=np.int64)
-        labels = HDBSCAN(min_cluster_size=size, copy=True).fit_predict(x)
-        return _renumber(labels)
-    k = min(n_clusters, n) if n_clusters else choose_k(x, seed)
-    if k <= 1:
+        return _hdbscan(x, min_cluster_size or hdbscan_min_size(n), seed, reduce)
+    k = min(n_clusters, n) if n_clusters else choose_k(x, seed, k_rule)
+    if k <= 1 or len(np.unique(x.round(6), axis=0)) < 2:
         return np.zeros(n, dtype=np.int64)
     return _renumber(_kmeans(x, k, seed))
+
+
+def _hdbscan(x: np.ndarray, size: int, seed: int, reduce: bool | None) -> np.ndarray:
+    from sklearn.cluster import HDBSCAN
+
+    n = len(x)
+    if n < max(size, 2):
+        return np.full(n, NOISE, dtype=np.int64)
+    if reduce is None:
+        reduce = bool(importlib.util.find_spec("umap")) and n > HDBSCAN_UMAP_DIMS + 2
+    if reduce:
+        import umap
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x = umap.UMAP(n_components=HDBSCAN_UMAP_DIMS, n_neighbors=max(2, min(15, n - 1)),
+                          min_dist=0.0, metric="cosine", random_state=seed,
+                          n_jobs=1).fit_transform(x)
+    return _renumber(HDBSCAN(min_cluster_size=size, copy=True).fit_predict(x))
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
@@ -161,20 +217,31 @@ def centroids(embeddings: Any, labels: Sequence[int]) -> dict[int, np.ndarray]:
     return out
 
 
-def margins(embeddings: Any, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(margin, runner_up) per row: cosine similarity to the nearest centroid minus to
-    the second nearest (small = on a cluster boundary), and that second cluster.
+def margins(embeddings: Any, labels: Sequence[int], mask: Any = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(margin, runner_up) per row: cosine similarity to the row's own cluster centroid
+    minus to the nearest other centroid (small = on a boundary; negative = closer to
+    another cluster), and that other cluster. Unclustered rows (-1) use their nearest
+    centroid as their own. Centroids come from the rows in `mask` (default: all).
     NaN / -1 when there are fewer than two clusters."""
     x = _as_matrix(embeddings)
-    centres = centroids(x, labels)
+    labels = np.asarray(labels, dtype=np.int64)
     n = len(x)
+    mask = np.ones(n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    centres = centroids(x[mask], labels[mask])
     if len(centres) < 2:
         return np.full(n, np.nan), np.full(n, NOISE, dtype=np.int64)
-    ids = np.array(list(centres))
+    ids = np.array(list(centres), dtype=np.int64)
+    where = {int(c): i for i, c in enumerate(ids)}
     sims = x @ np.stack([centres[c] for c in ids]).T
-    order = np.argsort(-sims, axis=1, kind="stable")
-    top, second = sims[np.arange(n), order[:, 0]], sims[np.arange(n), order[:, 1]]
-    return (top - second).astype(np.float64), ids[order[:, 1]].astype(np.int64)
+    own = np.array([where.get(int(c), -1) for c in labels], dtype=np.int64)
+    own = np.where(own >= 0, own, np.argmax(sims, axis=1))
+    rows = np.arange(n)
+    own_sim = sims[rows, own]
+    others = sims.copy()
+    others[rows, own] = -np.inf
+    best_other = np.argmax(others, axis=1)
+    return (own_sim - others[rows, best_other]).astype(np.float64), ids[best_other]
 
 
 def assign_nearest(embeddings: Any, centres: dict[int, np.ndarray]) -> np.ndarray:
@@ -185,6 +252,50 @@ def assign_nearest(embeddings: Any, centres: dict[int, np.ndarray]) -> np.ndarra
     ids = np.array(list(centres))
     sims = x @ np.stack([centres[c] for c in ids]).T
     return ids[np.argmax(sims, axis=1)].astype(np.int64)
+
+
+def cluster_frame(df, embeddings: Any, config: Any, coords: Any = None,
+                  text_column: str | None = None):
+    """df (copy) + cluster, cluster_label, cluster_margin, cluster_runner_up, x, y.
+
+    Clusters only the kept rows (`kept`; all rows without that column), so duplicates
+    do not weigh on k-means; a removed row gets its representative's cluster (`dup_of`
+    -> record_id), else its nearest centroid. Labels: c-TF-IDF over kept rows. The map
+    covers every row (removed ones sit on their representative): `coords` (n, 2) when
+    given (the app keeps one map while thresholds move), else project_2d of all rows.
+    config: cluster_method, n_clusters, projection, seed (CurateConfig).
+    """
+    x = _as_matrix(embeddings)
+    out = df.copy()
+    n = len(out)
+    if len(x) != n:
+        raise ValueError(f"embeddings have {len(x)} rows, the frame has {n}")
+    col = text_column or getattr(config, "text_column", "explanation")
+    kept = out["kept"].to_numpy(dtype=bool) if "kept" in out.columns else np.ones(n, dtype=bool)
+    labels = np.full(n, NOISE, dtype=np.int64)
+    labels[kept] = cluster(x[kept], method=config.cluster_method, n_clusters=config.n_clusters,
+                           seed=config.seed)
+    if (~kept).any():
+        by_id = dict(zip(out["record_id"].astype(str), labels)) if "record_id" in out else {}
+        centres = centroids(x[kept], labels[kept])
+        nearest = assign_nearest(x, centres)
+        dup_of = out["dup_of"].tolist() if "dup_of" in out.columns else [None] * n
+        for i in np.flatnonzero(~kept):
+            labels[i] = by_id.get(str(dup_of[i]), nearest[i]) if dup_of[i] is not None \
+                else nearest[i]
+    texts = out[col].tolist()
+    names = label_clusters([t for t, k in zip(texts, kept) if k], labels[kept])
+    out["cluster"] = labels
+    out["cluster_label"] = [names.get(int(c), NOISE_LABEL if c == NOISE else f"cluster {c}")
+                            for c in labels]
+    margin, runner = margins(x, labels, kept)
+    out["cluster_margin"], out["cluster_runner_up"] = margin, runner
+    xy = project_2d(x, config.projection, config.seed) if coords is None else \
+        np.asarray(coords, dtype=np.float32)
+    if xy.shape != (n, 2):
+        raise ValueError(f"coords must have shape ({n}, 2), got {xy.shape}")
+    out["x"], out["y"] = xy[:, 0], xy[:, 1]
+    return out
 
 
 # ============================================================================ 2-D map
@@ -245,11 +356,12 @@ def label_clusters(texts: Sequence[str | None], labels: Sequence[int], top_n: in
                    ngram_range: tuple[int, int] = (1, 1)) -> dict[int, str]:
     """{cluster: "term, term, ..."}: the top_n terms of each cluster by class-based TF-IDF.
 
-    c-TF-IDF (BERTopic): all texts of a cluster form one document; a term's weight is
-    its frequency in that document (normalised by the document's length) times
-    log(1 + A / f), A = mean words per cluster, f = the term's count over all
-    clusters. English stop words and tokens without letters are dropped. Cluster -1
-    is "unclustered"; a cluster with no usable words is "cluster <k>".
+    c-TF-IDF (BERTopic): the texts of a cluster form one class document; a term's
+    weight is its frequency in that document (over the document's length) times
+    log(1 + A / f), A = mean words per class, f = the term's count over all classes.
+    A term counts once per text (a text repeating "I'm a boy" twenty times does not
+    name its cluster). English stop words and tokens without letters are dropped.
+    Cluster -1 is "unclustered"; a cluster with no usable words is "cluster <k>".
     """
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -258,19 +370,18 @@ def label_clusters(texts: Sequence[str | None], labels: Sequence[int], top_n: in
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     ids = sorted(set(labels))
     out = {c: (NOISE_LABEL if c == NOISE else f"cluster {c}") for c in ids}
-    if not ids:
+    docs = [t if isinstance(t, str) else "" for t in texts]
+    if not ids or not any(d.strip() for d in docs):
         return out
-    docs = {c: [] for c in ids}
-    for text, c in zip(texts, labels):
-        if isinstance(text, str) and text.strip():
-            docs[c].append(text)
-    joined = [" ".join(docs[c]) for c in ids]
     vectorizer = CountVectorizer(stop_words="english", lowercase=True, ngram_range=ngram_range,
-                                 token_pattern=r"(?u)\b[^\W\d_][^\W\d_']+\b")
+                                 token_pattern=r"(?u)\b[^\W\d_][^\W\d_']+\b", binary=True)
     try:
-        counts = vectorizer.fit_transform(joined).toarray().astype(np.float64)
-    except ValueError:  # empty vocabulary: only stop words / no text
+        per_text = vectorizer.fit_transform(docs)
+    except ValueError:  # empty vocabulary: only stop words
         return out
+    lab = np.asarray(labels)
+    counts = np.vstack([np.asarray(per_text[lab == c].sum(axis=0)).ravel() for c in ids]
+                       ).astype(np.float64)
     terms = vectorizer.get_feature_names_out()
     words_per_class = counts.sum(axis=1)
     avg = words_per_class.mean()
@@ -280,7 +391,7 @@ def label_clusters(texts: Sequence[str | None], labels: Sequence[int], top_n: in
     for row, c in enumerate(ids):
         if c == NOISE:
             continue
-        order = sorted(range(len(terms)), key=lambda j: (-scores[row, j], terms[j]))
+        order = np.argsort(-scores[row], kind="stable")  # terms are sorted: ties go a-z
         top = [terms[j] for j in order[:top_n] if scores[row, j] > 0]
         if top:
             out[c] = ", ".join(top)
@@ -311,7 +422,7 @@ def gate_outcome(row: Any) -> str:
     """"passed all", "parse failed" or "failed <gate>[+<gate>...]" for a synth row."""
     get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
     text = get("explanation", "x")
-    if _is_false(get("parsed", None)) or text is None or (isinstance(text, float) and math.isnan(text)):
+    if _is_false(get("parsed", None)) or not isinstance(text, str):
         return "parse failed"
     failed = [g for g in GATES if _is_false(get(f"gate_{g}", None))]
     return "passed all" if not failed else "failed " + "+".join(failed)
@@ -423,13 +534,29 @@ def cluster_map_figure(df, color_by: str = "cluster", title: str | None = None,
     return fig
 
 
-def rows_at(df, points: Sequence[dict[str, Any]], tol: float = 1e-4):
-    """The rows of df whose (x, y) match selected plot points (marimo's plotly `.value`)."""
+def selected_rows(df, points: Sequence[dict[str, Any]], figure: Any = None, tol: float = 1e-4):
+    """The rows of df behind points selected on `cluster_map_figure` (marimo's plotly
+    `.value`): by record_id from the point's customdata, or from the figure's trace
+    (curveNumber, pointIndex); else by matching (x, y)."""
     if not len(points) or not len(df):
         return df.iloc[0:0]
-    xy = np.array([[float(p.get("x", np.nan)), float(p.get("y", np.nan))] for p in points])
-    have = df[["x", "y"]].to_numpy(dtype=np.float64)
+    ids, xy = set(), []
+    for p in points:
+        curve, index = p.get("curveNumber"), p.get("pointIndex")
+        if p.get("customdata") is not None:
+            data = p["customdata"]
+            ids.add(str(data[0] if isinstance(data, (list, tuple)) else data))
+        elif figure is not None and isinstance(curve, int) and isinstance(index, int) \
+                and curve < len(figure.data) and figure.data[curve].customdata is not None \
+                and index < len(figure.data[curve].customdata):
+            ids.add(str(figure.data[curve].customdata[index]))
+        elif "x" in p and "y" in p:
+            xy.append((float(p["x"]), float(p["y"])))
     hit = np.zeros(len(df), dtype=bool)
-    for px, py in xy:
-        hit |= (np.abs(have[:, 0] - px) <= tol) & (np.abs(have[:, 1] - py) <= tol)
+    if ids and "record_id" in df.columns:
+        hit |= df["record_id"].astype(str).isin(ids).to_numpy()
+    if xy:
+        have = df[["x", "y"]].to_numpy(dtype=np.float64)
+        for px, py in xy:
+            hit |= (np.abs(have[:, 0] - px) <= tol) & (np.abs(have[:, 1] - py) <= tol)
     return df[hit]

@@ -427,11 +427,12 @@ def measurement_texts(n: int = 1000, seed: int = 17) -> list[str]:
     return texts[:n]
 
 
-def measure_backends(n: int = 1000, batch_size: int = 64, repeats: int = 2) -> dict:
-    """texts/s per available backend (no cache) and agreement with torch."""
+def measure_backends(n: int = 1000, batch_size: int = 64, repeats: int = 3) -> dict:
+    """texts/s per available backend (no cache; rounds interleaved across backends,
+    best round kept, so a busy shared machine penalises all alike) and agreement with torch."""
     texts = measurement_texts(n)
     result: dict = {"n": len(texts), "batch_size": batch_size, "cpus": os.cpu_count(), "backends": {}}
-    ref = None
+    embedders = {}
     for backend in BACKENDS:
         ok, why = backend_available(backend)
         if not ok:
@@ -440,20 +441,22 @@ def measure_backends(n: int = 1000, batch_size: int = 64, repeats: int = 2) -> d
         t0 = time.perf_counter()
         emb = Embedder(backend, batch_size=batch_size, use_cache=False)
         emb.encoder  # load (and export on first use)
-        load_s = time.perf_counter() - t0
+        result["backends"][backend] = {"available": True, "load_s": round(time.perf_counter() - t0, 2)}
         emb.encode_uncached(texts[:64])  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
+        embedders[backend] = emb
+    best = {b: float("inf") for b in embedders}
+    vecs = {}
+    for _ in range(repeats):
+        for backend, emb in embedders.items():
             t0 = time.perf_counter()
-            vecs = emb.encode_uncached(texts)
-            best = min(best, time.perf_counter() - t0)
-        row = {"available": True, "load_s": round(load_s, 2), "texts_per_s": round(len(texts) / best, 1)}
-        if backend == "torch":
-            ref = vecs
-        elif ref is not None:
-            cos = (vecs * ref).sum(axis=1)
+            vecs[backend] = emb.encode_uncached(texts)
+            best[backend] = min(best[backend], time.perf_counter() - t0)
+    for backend in embedders:
+        row = result["backends"][backend]
+        row["texts_per_s"] = round(len(texts) / best[backend], 1)
+        if backend != "torch" and "torch" in vecs:
+            cos = (vecs[backend] * vecs["torch"]).sum(axis=1)
             row.update(cos_mean=round(float(cos.mean()), 5), cos_min=round(float(cos.min()), 5))
-        result["backends"][backend] = row
     return result
 
 
@@ -464,6 +467,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description="measure embedding backends on this machine")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args()
     print(json.dumps(measure_backends(a.n, a.batch_size, a.repeats), indent=2))

@@ -44,7 +44,7 @@ def load_synth_frame(run: RunDir):
 
 
 def run_curate(config: CurateConfig, *, force: bool = False) -> RunDir:
-    from curation.cluster import cluster, cluster_map_figure, label_clusters, project_2d
+    from curation.cluster import cluster_frame, cluster_map_figure
     from curation.dedupe import dedupe
     from curation.diversity import diversity_report
     from curation.embed import Embedder
@@ -83,24 +83,21 @@ def run_curate(config: CurateConfig, *, force: bool = False) -> RunDir:
     timings["dedupe_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    df["cluster"] = cluster(vectors, method=config.cluster_method, n_clusters=config.n_clusters,
-                            seed=config.seed)
-    xy = project_2d(vectors, method=config.projection, seed=config.seed)
-    df["x"], df["y"] = xy[:, 0], xy[:, 1]
-    labels = label_clusters(df[config.text_column].tolist(), df["cluster"].tolist())
-    df["cluster_label"] = [labels.get(c, str(c)) for c in df["cluster"]]
+    # clusters kept rows; a removed duplicate joins its representative's cluster
+    df = cluster_frame(df, vectors, config)
     timings["cluster_s"] = time.perf_counter() - t
 
     diversity = diversity_report(df)
     kept = df[df["kept"]]
-    sample = review_sample(df, config, embeddings=vectors)
+    sample = review_sample(df, config)
 
-    run.write_rows(df.to_dict("records"))
+    run.write_rows(df)
     sample_dir = run.path / "sample"
     sample_dir.mkdir(exist_ok=True)
     sample.to_parquet(sample_dir / "review-00000-of-00001.parquet", index=False)
     fig = cluster_map_figure(df, color_by="cluster")
     fig.write_html(run.path / "map.html", include_plotlyjs=True)
+    labels = df.groupby("cluster")["cluster_label"].first().to_dict()
     report = {"dedupe": result.stages, "diversity": diversity,
               "clusters": {str(k): {"label": v, "size": int((df["cluster"] == k).sum())}
                            for k, v in labels.items()}}

@@ -74,13 +74,18 @@ class RunDir:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.path / "COMPLETE").unlink(missing_ok=True)
 
-    def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Write rows as a parquet shard via `datasets` (atomic: temp file, then rename)."""
+    def write_rows(self, rows) -> None:
+        """Write rows (list of dicts or a DataFrame) as a parquet shard via
+        `datasets` (atomic: temp file, then rename)."""
         import datasets
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.parquet_path.with_suffix(".parquet.tmp")
-        datasets.Dataset.from_list(rows).to_parquet(str(tmp))
+        if isinstance(rows, list):
+            ds = datasets.Dataset.from_list(rows)
+        else:  # pandas: its dtypes type mostly-None columns, from_list cannot
+            ds = datasets.Dataset.from_pandas(rows, preserve_index=False)
+        ds.to_parquet(str(tmp))
         os.replace(tmp, self.parquet_path)
 
     def write_quarantine(self, entries: list[dict[str, Any]]) -> None:

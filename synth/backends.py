@@ -31,6 +31,9 @@ class TeacherEndpoint:
     api_key: str = "none"
     structured: bool = True
     info: dict | None = None  # what the manifest should record (server flags, ...)
+    # Per-request seeds: vLLM 0.32 on CPU kills its engine on them ("CPU Generator
+    # does not use offset" in _bookkeeping_sync), so vllm-server runs unseeded.
+    send_seed: bool = True
 
 
 BackendStarter = Callable[["SynthConfig"], contextlib.AbstractContextManager[TeacherEndpoint]]
@@ -80,7 +83,7 @@ def _llamacpp(config: "SynthConfig") -> Iterator[TeacherEndpoint]:
 def _vllm_server(config: "SynthConfig") -> Iterator[TeacherEndpoint]:
     if config.base_url:
         yield TeacherEndpoint("vllm-server", config.model, config.base_url, _api_key(config),
-                              config.structured_output)
+                              config.structured_output, send_seed=False)
         return
     from linernotes.services import vllm_cpu
 
@@ -91,7 +94,8 @@ def _vllm_server(config: "SynthConfig") -> Iterator[TeacherEndpoint]:
     name = _served_name(srv.cmd)
     with srv:
         yield TeacherEndpoint("vllm-server", name, srv.base_url + "/v1", "none",
-                              config.structured_output, info={"server": "vLLM", "cmd": srv.cmd})
+                              config.structured_output, info={"server": "vLLM", "cmd": srv.cmd},
+                              send_seed=False)
 
 
 @register("vllm")

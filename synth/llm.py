@@ -43,6 +43,7 @@ class CachedOpenAILLM(AsyncLLM):
     # and waits for all of it; batches larger than this keep the server's slots
     # busy while stragglers finish, and the semaphore keeps the load bounded.
     max_in_flight: int = 8
+    send_seed: bool = True  # False: the seed stays in the cache key but is not sent
 
     _client: Any = PrivateAttr(default=None)
     _cache: Optional[CallCache] = PrivateAttr(default=None)
@@ -80,7 +81,7 @@ class CachedOpenAILLM(AsyncLLM):
         kwargs: dict[str, Any] = {"model": self.model, "messages": input,
                                   "max_tokens": max_new_tokens, "temperature": temperature,
                                   "top_p": top_p}
-        if seed is not None:
+        if seed is not None and self.send_seed:
             kwargs["seed"] = seed
         if self.response_schema is not None:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {

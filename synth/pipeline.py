@@ -155,6 +155,35 @@ class ParseExplanation(Step):
         yield inputs
 
 
+def load_gate_index(catalog_dir: str | Path):
+    """The grounding gate's catalog index, built once per ingested catalog and
+    pickled beside it (building it from 275k items takes seconds, loading ~1 s)."""
+    import pickle
+
+    from synth.catalog.ingest import load_catalog
+    from synth.gates import CatalogIndex
+
+    catalog_dir = Path(catalog_dir)
+    report = catalog_dir / "report.json"
+    stamp = json.loads(report.read_text()).get("input_hash", "") if report.exists() else ""
+    cached = catalog_dir / "gate_index.pkl"
+    if cached.exists():
+        try:
+            with open(cached, "rb") as fh:
+                saved_stamp, index = pickle.load(fh)
+            if saved_stamp == stamp and stamp:
+                return index
+        except Exception:  # stale or partial file: rebuild below
+            pass
+    catalog = load_catalog(catalog_dir)
+    index = CatalogIndex.from_items(catalog.items.values(), catalog.listeners)
+    tmp = cached.with_suffix(f".tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        pickle.dump((stamp, index), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, cached)
+    return index
+
+
 class ApplyGates(Step):
     """Grounding, style and safety gates; every verdict carries its reasons."""
 
@@ -172,11 +201,7 @@ class ApplyGates(Step):
 
     def load(self) -> None:
         super().load()
-        from synth.catalog.ingest import load_catalog
-        from synth.gates import CatalogIndex
-
-        catalog = load_catalog(self.catalog_dir)
-        self._index = CatalogIndex.from_items(catalog.items.values(), catalog.listeners)
+        self._index = load_gate_index(self.catalog_dir)
 
     def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]
         from synth.gates import run_gates
@@ -190,7 +215,7 @@ class ApplyGates(Step):
         yield inputs
 
 
-def build_pipeline(rows: list[dict[str, Any]], config: SynthConfig, endpoint: Any, run: RunDir,
+def build_pipeline(rows: list[dict[str, Any]], config: SynthConfig, endpoint: Any, attempt: str,
                    catalog_dir: str):
     from distilabel.pipeline import Pipeline
     from distilabel.steps.tasks import ChatGeneration
@@ -202,13 +227,14 @@ def build_pipeline(rows: list[dict[str, Any]], config: SynthConfig, endpoint: An
     gen_kwargs = {"max_new_tokens": config.max_new_tokens, "temperature": config.temperature,
                   "top_p": config.top_p, "seed": config.seed}
     if endpoint.base_url is None:
-        llm = InProcessVLLM(model=endpoint.model, cache_path=cache_path, run_id=run.name,
+        llm = InProcessVLLM(model=endpoint.model, cache_path=cache_path, run_id=attempt,
                             response_schema=schema, generation_kwargs=gen_kwargs)
     else:
         llm = CachedOpenAILLM(backend=endpoint.backend, model=endpoint.model,
                               base_url=endpoint.base_url, api_key=endpoint.api_key,
-                              cache_path=cache_path, run_id=run.name, response_schema=schema,
-                              max_in_flight=max(config.concurrency, 1), generation_kwargs=gen_kwargs)
+                              cache_path=cache_path, run_id=attempt, response_schema=schema,
+                              max_in_flight=max(config.concurrency, 1), send_seed=endpoint.send_seed,
+                              generation_kwargs=gen_kwargs)
     # Pipeline name from the config fingerprint: distilabel's own cache keys on
     # the name and returns an empty Distiset when an upstream step changed.
     with Pipeline(name=f"linernotes-synth-{config.fingerprint()}",
@@ -218,7 +244,7 @@ def build_pipeline(rows: list[dict[str, Any]], config: SynthConfig, endpoint: An
         generate = ChatGeneration(name="generate", llm=llm, input_batch_size=batch,
                                   add_raw_output=True, add_raw_input=False)
         parse = ParseExplanation(name="parse", backend=endpoint.backend, model=endpoint.model,
-                                 cache_path=cache_path, run_id=run.name, response_schema=schema,
+                                 cache_path=cache_path, run_id=attempt, response_schema=schema,
                                  sampling_params=sampling(config), input_batch_size=64)
         gate = ApplyGates(name="gates", catalog_dir=catalog_dir, input_batch_size=64)
         load >> generate >> parse >> gate
@@ -319,15 +345,18 @@ def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
     planned = plan_rows(catalog, config)
     timings["plan_s"] = time.perf_counter() - t0
     run.prepare()
+    # Cache events are logged per attempt: a forced or resumed rerun reuses the
+    # run's name, and its manifest must count only its own hits and misses.
+    attempt = f"{run.name}@{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # torch after fork deadlocks otherwise
     os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")  # progress comes from CallProgress
     t1 = time.perf_counter()
     with backends.teacher(config) as endpoint:
         timings["teacher_start_s"] = time.perf_counter() - t1
         rows, quarantine = build_rows(planned, builder, config, endpoint.backend, endpoint.model)
-        pipeline = build_pipeline(rows, config, endpoint, run, catalog_dir)
+        pipeline = build_pipeline(rows, config, endpoint, attempt, catalog_dir)
         t2 = time.perf_counter()
-        with CallProgress(paths.cache_db(), run.name, total=len(rows), enabled=progress):
+        with CallProgress(paths.cache_db(), attempt, total=len(rows), enabled=progress):
             distiset = pipeline.run(use_cache=False)
         timings["pipeline_s"] = time.perf_counter() - t2
     out_rows = list(distiset["default"]["train"]) if distiset else []
@@ -351,11 +380,12 @@ def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
     manifest.update({
         "backend": {"name": endpoint.backend, "model": endpoint.model,
                     "base_url": endpoint.base_url, "structured_output": endpoint.structured,
+                    "seed_sent": endpoint.send_seed,
                     **(endpoint.info or {})},
         "prompt_version": builder.template.version_id,
         "catalog_dir": catalog_dir,
         "counts": {"planned": len(planned), "quarantined": len(quarantine), **summary},
-        "cache": {"db": str(paths.cache_db()), **cache.stats(run.name)},
+        "cache": {"db": str(paths.cache_db()), "attempt": attempt, **cache.stats(attempt)},
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "throughput": {"output_tokens_per_s": round(summary["output_tokens"] / timings["pipeline_s"], 2)
                        if timings["pipeline_s"] else None},
@@ -366,5 +396,7 @@ def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
 
 
 def load_records(run: RunDir | str | Path) -> list[ExplanationRecord]:
+    import pyarrow.parquet as pq
+
     run = run if isinstance(run, RunDir) else RunDir(run)
-    return [ExplanationRecord.from_row(r) for r in run.load_dataset()]
+    return [ExplanationRecord.from_row(r) for r in pq.read_table(run.parquet_path).to_pylist()]

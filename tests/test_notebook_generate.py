@@ -184,16 +184,18 @@ def test_generate_button_runs_synth_in_a_subprocess(fixture_catalog, tmp_path, m
     the packaged SmolLM2 (llama.cpp), 1 row per type, and the results section opens it."""
     from types import SimpleNamespace
 
+    from linernotes.assets import smollm2_gguf
     from synth import app_support
 
     runs = tmp_path / "runs"
+    gguf = smollm2_gguf()  # resolved in the usual home: the fresh one below has no packages
     monkeypatch.setenv("LINERNOTES_CATALOG_DIR", str(fixture_catalog))
     monkeypatch.setenv("LINERNOTES_RUNS", str(runs))
     monkeypatch.setenv("LINERNOTES_HOME", str(tmp_path / "home"))  # fresh teacher cache
     config = app_support.ui_config(item_types=list(SOURCES), n_per_type=1, seed=3,
                                    backend="llamacpp", template=None, golden_examples=None,
                                    temperature=0.7, max_new_tokens=64, catalog=fixture_catalog,
-                                   runs=runs)
+                                   runs=runs, model_path=str(gguf))
     _, defs = _load_app().run(defs={"config": config, "config_error": None,
                                     "run_button": SimpleNamespace(value=True)})
     run = RunDir.for_config(config, "synth")
@@ -202,3 +204,5 @@ def test_generate_button_runs_synth_in_a_subprocess(fixture_catalog, tmp_path, m
     assert len(defs["records"]) == len(SOURCES)
     assert defs["manifest"]["cache"]["miss"] == len(SOURCES)
     assert set(defs["results_frame"]["item_type"]) == set(SOURCES)
+    assert not (tmp_path / "home" / "packages").exists() or not any(
+        (tmp_path / "home" / "packages").iterdir())  # nothing was downloaded

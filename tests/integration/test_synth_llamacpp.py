@@ -67,7 +67,9 @@ def test_pipeline_through_llamacpp(fixture_catalog_dir, tmp_path, isolated_home,
     # a finished config is skipped; force reruns from the cache (all hits, no calls)
     assert run_synth(config).manifest()["created"] == manifest["created"]
     again = run_synth(config, force=True).manifest()
-    assert again["cache"]["hit"] == 9 and again["cache"]["miss"] == 9  # misses are the first run's
+    assert again["cache"]["hit"] == 9 and again["cache"]["miss"] == 0
+    assert again["cache"]["attempt"] != manifest["cache"]["attempt"]
+    assert all(r.metadata["call"]["cache"] == "hit" for r in load_records(run))
     assert CallCache(isolated_home / "teacher_cache.sqlite").repeated_misses() == []
 
 
@@ -104,7 +106,9 @@ def test_sigkill_mid_run_then_resume_loses_nothing_repeats_nothing(fixture_catal
     assert len(records) == 18  # no row lost
     cache = CallCache(db)
     assert cache.repeated_misses() == []  # no completed call repeated
-    assert cache.stats(run.name)["hit"] == done_before_kill  # every completed call reused
+    resumed = run.manifest()["cache"]
+    assert resumed["hit"] == done_before_kill  # every completed call reused
+    assert resumed["miss"] == 18 - done_before_kill  # only the rest was called
     assert cache.count() == 18
 
 

@@ -1,0 +1,821 @@
+"""Staged dedupe of explanations: exact -> near-lexical (MinHash/LSH) -> semantic (kNN).
+
+    result = dedupe(df, config)                  # one shot
+    index = DedupeIndex.build(df, embeddings, config)
+    result = index.apply(minhash_threshold=0.7, semantic_threshold=0.9)   # milliseconds
+
+Stages (each reports what it removed and why, `result.stages`):
+
+exact     normalised text equal (NFKC, lowercase, quotes/apostrophes dropped, other
+          punctuation -> space, whitespace collapsed).
+near      MinHash (datasketch's affine32 permutations over `config.shingle`
+          shingles: word<n> or char<n>) + LSH banding (datasketch's optimal
+          bands/rows); candidate pairs are kept when the estimated Jaccard is at
+          least `minhash_threshold`.
+semantic  cosine of L2-normalised embeddings from a nearest-neighbour search:
+          FAISS IndexFlatIP up to FLAT_MAX vectors, IndexHNSWFlat above, `semantic_k`
+          neighbours per text; pairs with cosine >= `semantic_threshold`.
+
+Entity-awareness (`config.entity_aware`, default on): explanations about different
+items are never duplicates, however alike the wording. Every stage then compares
+only texts of the same entity (same item_id; `entity_by="work"`: same normalised
+creator + title, falling back to item_id), i.e. the LSH buckets and the kNN search
+are blocked by entity, so near-identical templates about other items can neither
+merge nor crowd the same item's neighbours out of the k. Many items sharing one
+sentence shape is a diversity problem, not duplication: `template_collapse(df)`
+reports it.
+
+Groups and the representative: duplicate pairs from all stages are joined
+transitively (connected components, i.e. union-find); each group keeps exactly ONE
+row, the best by: passed_all (True first), then the number of gates passed
+(gate_grounding/gate_style/gate_safety, or the `gates` JSON), then the shortest
+text, then the smallest record_id. A group is never dropped whole. Rows with no
+text (None/NaN/blank) are singletons and kept: the gates decide about those.
+
+Output columns added to the frame: dup_stage (None | "exact" | "near" |
+"semantic": the stage that removed the row), dup_group (int; singletons have
+their own), dup_of (the group's representative record_id, None for kept rows),
+kept (bool).
+
+Speed: the build computes everything threshold-independent once (normalised
+texts, MinHash signatures, LSH candidates verified down to a floor Jaccard, the kNN
+graph down to a floor cosine); `apply` only filters edges and recomputes
+components, so slider moves are milliseconds. A threshold below the floor rebuilds
+that stage's edges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import time
+import unicodedata
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+STAGES = ("exact", "near", "semantic")
+MINHASH_FLOOR = 0.5  # candidate Jaccard kept at build time (apply above it is free)
+SEMANTIC_FLOOR = 0.80  # kNN edges kept at build time
+SMALL_BLOCK = 64  # entity blocks up to this size: every pair compared exactly
+FLAT_MAX = 20_000  # exact FAISS inner-product index up to this many vectors, HNSW above
+LSH_BUCKET_CAP = 64  # LSH buckets bigger than this: each member meets the next 64 only
+HNSW_M = 32
+
+# --------------------------------------------------------------------------- text
+
+
+_QUOTES = "'\"`\u00b4\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
+_QUOTE_TABLE = str.maketrans("", "", _QUOTES)
+_PUNCT_RE = re.compile(r"[^\w\s]|_")
+
+
+def _as_text(t: Any) -> str:
+    if t is None or (isinstance(t, float) and t != t):
+        return ""
+    return str(t)
+
+
+def normalize_text(text: Any) -> str:
+    """Key of the exact stage: NFKC, lowercase, quotes/apostrophes removed, other
+    punctuation replaced by a space, whitespace collapsed."""
+    t = unicodedata.normalize("NFKC", _as_text(text)).lower().translate(_QUOTE_TABLE)
+    return " ".join(_PUNCT_RE.sub(" ", t).split())
+
+
+def _parse_shingle(spec: str) -> tuple[str, int]:
+    m = re.fullmatch(r"(word|char)(\d+)", spec.strip().lower())
+    if not m or int(m.group(2)) < 1:
+        raise ValueError(f"shingle {spec!r}: expected word<n> or char<n>, e.g. word3, char5")
+    return m.group(1), int(m.group(2))
+
+
+def shingles(norm: str, spec: str = "word3") -> list[str]:
+    """Shingles of a normalised text; a text shorter than n gives one shingle (itself)."""
+    kind, n = _parse_shingle(spec)
+    if not norm:
+        return []
+    if kind == "word":
+        toks = norm.split()
+        if len(toks) <= n:
+            return [" ".join(toks)]
+        return list(dict.fromkeys(" ".join(toks[i:i + n]) for i in range(len(toks) - n + 1)))
+    if len(norm) <= n:
+        return [norm]
+    return list(dict.fromkeys(norm[i:i + n] for i in range(len(norm) - n + 1)))
+
+
+# --------------------------------------------------------------------------- MinHash
+
+
+@lru_cache(maxsize=16)
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=seed).permutations  # affine32: odd a, uint32
+    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+
+
+def shingle_hash32(values: Sequence[str]) -> np.ndarray:
+    """Deterministic 32-bit hashes of strings (pandas' SipHash, vectorised)."""
+    if not len(values):
+        return np.zeros(0, dtype=np.uint32)
+    h = pd.util.hash_array(np.asarray(values, dtype=object), categorize=False)
+    return (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def _hashfunc_for_datasketch(b: str) -> int:
+    """The same per-shingle hash as `shingle_hash32`, for datasketch.MinHash(hashfunc=...)."""
+    return int(shingle_hash32([b])[0])
+
+
+EMPTY_HASH = np.uint32(0xFFFFFFFF)
+
+
+def minhash_signatures(texts: Iterable[Any], shingle: str = "word3", num_perm: int = 128,
+                       seed: int = 1, normalized: bool = False) -> np.ndarray:
+    """(n, num_perm) uint32 MinHash signatures, identical to
+    `datasketch.MinHash(num_perm, seed, hashfunc=_hashfunc_for_datasketch)` updated with
+    `shingles(normalize_text(text))`, computed for all texts at once with numpy.
+    Texts without shingles get all-0xFFFFFFFF (datasketch's empty value)."""
+    from datasketch.minhash import _fmix
+
+    norms = [(_as_text(t) if normalized else normalize_text(t)) for t in texts]
+    sh = [shingles(t, shingle) for t in norms]
+    n = len(sh)
+    sig = np.full((n, num_perm), EMPTY_HASH, dtype=np.uint32)
+    lens = np.fromiter((len(s) for s in sh), dtype=np.int64, count=n)
+    if n == 0 or lens.sum() == 0:
+        return sig
+    flat = [x for s in sh for x in s]
+    hv = _fmix(shingle_hash32(flat), 32)
+    a, b = _permutations(num_perm, seed)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    rows = np.flatnonzero(lens > 0)
+    budget = max(1, 4_000_000 // num_perm)  # shingles per chunk (~16 MB of uint32 per 1M cells)
+    i = 0
+    with np.errstate(over="ignore"):
+        while i < len(rows):
+            j, total = i, 0
+            while j < len(rows) and (total == 0 or total + lens[rows[j]] <= budget):
+                total += lens[rows[j]]
+                j += 1
+            chunk = rows[i:j]
+            s0 = starts[chunk[0]]
+            s1 = starts[chunk[-1]] + lens[chunk[-1]]
+            phv = hv[s0:s1, None] * a[None, :] + b[None, :]  # uint32 wraparound = mod 2^32
+            sig[chunk] = np.minimum.reduceat(phv, starts[chunk] - s0, axis=0)
+            i = j
+    return sig
+
+
+@lru_cache(maxsize=64)
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) datasketch's MinHashLSH would pick for this threshold."""
+    from datasketch.lsh import _optimal_param
+
+    return tuple(int(x) for x in _optimal_param(threshold, num_perm, 0.5, 0.5))  # type: ignore[return-value]
+
+
+def _pairs_within_runs(order: np.ndarray, run_id: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (order[p], order[p+d]) for 1 <= d <= cap where both are in the same run:
+    all pairs of runs up to cap+1 long, a sliding window in longer ones."""
+    if len(order) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    change = np.flatnonzero(np.diff(run_id)) + 1
+    bounds = np.concatenate([[0], change, [len(run_id)]])
+    longest = int(np.diff(bounds).max())
+    ii, jj = [], []
+    for d in range(1, min(cap, longest - 1) + 1):
+        same = run_id[:-d] == run_id[d:]
+        p = np.flatnonzero(same)
+        if len(p):
+            ii.append(order[p])
+            jj.append(order[p + d])
+    if not ii:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(ii).astype(np.int64), np.concatenate(jj).astype(np.int64)
+
+
+def _unique_pairs(i: np.ndarray, j: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    keep = lo != hi
+    code = np.unique(lo[keep].astype(np.int64) * n + hi[keep])
+    return code // n, code % n
+
+
+def lsh_candidates(sig: np.ndarray, threshold: float, blocks: np.ndarray | None = None,
+                   valid: np.ndarray | None = None, cap: int = LSH_BUCKET_CAP) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (i < j) sharing at least one LSH band (banded for `threshold`),
+    within the same block when `blocks` is given."""
+    n, num_perm = sig.shape
+    bands, rows = lsh_params(threshold, num_perm)
+    idx = np.flatnonzero(valid) if valid is not None else np.arange(n)
+    if len(idx) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    block_mix = (blocks[idx].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) if blocks is not None else None
+    ii, jj = [], []
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            cols = sig[idx, band * rows:(band + 1) * rows].astype(np.uint64)
+            key = np.full(len(idx), np.uint64(band + 1) * np.uint64(0xBF58476D1CE4E5B9), dtype=np.uint64)
+            for c in range(rows):
+                key = (key ^ cols[:, c]) * np.uint64(0x94D049BB133111EB)
+                key ^= key >> np.uint64(29)
+            if block_mix is not None:
+                key ^= block_mix
+            order = np.argsort(key, kind="stable")
+            a, b = _pairs_within_runs(idx[order], key[order], cap)
+            ii.append(a)
+            jj.append(b)
+    return _unique_pairs(np.concatenate(ii), np.concatenate(jj), n)
+
+
+def jaccard_estimate(sig: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    out = np.empty(len(i), dtype=np.float32)
+    for s in range(0, len(i), chunk):
+        out[s:s + chunk] = (sig[i[s:s + chunk]] == sig[j[s:s + chunk]]).mean(axis=1)
+    return out
+
+
+# --------------------------------------------------------------------------- kNN
+
+
+def _faiss_index(vecs: np.ndarray, k: int):
+    import faiss
+
+    d = vecs.shape[1]
+    if len(vecs) <= FLAT_MAX:
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 64
+        index.hnsw.efSearch = max(64, 2 * k)
+    index.add(vecs)
+    return index
+
+
+def _search(vecs: np.ndarray, k: int, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local-index pairs (i, j, cos) among the k nearest neighbours of each vector."""
+    n = len(vecs)
+    kk = min(k + 1, n)
+    vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+    index = _faiss_index(vecs, kk)
+    sims, nbrs = index.search(vecs, kk)
+    rows = np.repeat(np.arange(n), kk)
+    nb, sm = nbrs.ravel(), sims.ravel()
+    keep = (nb >= 0) & (nb != rows) & (sm >= floor)
+    return rows[keep], nb[keep], sm[keep]
+
+
+def knn_edges(emb: np.ndarray, k: int, floor: float, blocks: np.ndarray | None = None,
+              valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges (i < j, cosine >= floor) of the kNN graph; with `blocks`, only within a
+    block: blocks up to SMALL_BLOCK rows compare all pairs exactly, bigger ones get
+    their own FAISS index (k neighbours each). Never n x n."""
+    n = len(emb)
+    idx = np.flatnonzero(valid) if valid is not None else np.arange(n)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if len(idx) < 2:
+        return empty
+    ii, jj, ss = [], [], []
+    if blocks is None:
+        a, b, s = _search(emb[idx], k, floor)
+        ii.append(idx[a]); jj.append(idx[b]); ss.append(s)
+    else:
+        bl = blocks[idx]
+        order = np.argsort(bl, kind="stable")
+        sb = bl[order]
+        change = np.flatnonzero(np.diff(sb)) + 1
+        starts = np.concatenate([[0], change])
+        ends = np.concatenate([change, [len(sb)]])
+        sizes = ends - starts
+        # small blocks: every pair, one batched Gram matrix per block size
+        for m in np.unique(sizes[(sizes >= 2) & (sizes <= SMALL_BLOCK)]):
+            tri_i, tri_j = np.triu_indices(m, k=1)
+            all_sel = starts[sizes == m]
+            step = max(1, 65_536 // m)  # bounded memory: ~65k rows gathered at a time
+            for c in range(0, len(all_sel), step):
+                sel = all_sel[c:c + step]
+                rows_ = idx[order[sel[:, None] + np.arange(m)[None, :]]]  # (B, m) row ids
+                vec = emb[rows_]  # (B, m, d)
+                sims = np.matmul(vec, vec.transpose(0, 2, 1))[:, tri_i, tri_j]  # (B, pairs)
+                bb, pp = np.nonzero(sims >= floor)
+                ii.append(rows_[bb, tri_i[pp]]); jj.append(rows_[bb, tri_j[pp]])
+                ss.append(sims[bb, pp].astype(np.float32))
+        for st, en in zip(starts[sizes > SMALL_BLOCK], ends[sizes > SMALL_BLOCK]):
+            members = idx[order[st:en]]
+            a, b, s = _search(emb[members], k, floor)
+            ii.append(members[a]); jj.append(members[b]); ss.append(s)
+    if not ii:
+        return empty
+    i, j, s = np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    code = lo.astype(np.int64) * n + hi
+    code, first = np.unique(code, return_index=True)
+    return code // n, code % n, s[first].astype(np.float32)
+
+
+# --------------------------------------------------------------------------- frame helpers
+
+
+def _item_field(df: pd.DataFrame, field: str) -> pd.Series:
+    if field in df.columns:
+        return df[field].map(_as_text)
+    if "item" not in df.columns:
+        return pd.Series([""] * len(df), index=df.index)
+
+    def get(blob):
+        try:
+            return _as_text(json.loads(blob).get(field)) if isinstance(blob, str) else ""
+        except (ValueError, AttributeError):
+            return ""
+
+    return df["item"].map(get)
+
+
+def entity_keys(df: pd.DataFrame, by: str = "item") -> np.ndarray:
+    """int code per row; rows with the same code are about the same entity.
+
+    by="item": same item_id. by="work": same normalised creator + title (from the
+    `item` JSON or creator/title columns), falling back to item_id where either is missing.
+    """
+    if "item_id" not in df.columns:
+        raise ValueError("entity-aware dedupe needs an item_id column (or set entity_aware=False)")
+    ids = df["item_id"].map(_as_text).to_numpy(dtype=object)
+    if by == "work":
+        title = _item_field(df, "title").map(normalize_text)
+        creator = _item_field(df, "creator").map(normalize_text)
+        work = ("work:" + creator + "|" + title).to_numpy(dtype=object)
+        ok = (title != "").to_numpy() & (creator != "").to_numpy()
+        ids = np.where(ok, work, ids)
+    elif by != "item":
+        raise ValueError(f"entity_by {by!r}: expected 'item' or 'work'")
+    codes, _ = pd.factorize(pd.Series(ids), sort=False)
+    return codes.astype(np.int64)
+
+
+GATE_COLUMNS = ("gate_grounding", "gate_style", "gate_safety")
+
+
+def _gates_passed(df: pd.DataFrame) -> np.ndarray:
+    cols = [c for c in GATE_COLUMNS if c in df.columns]
+    if cols:
+        return sum(df[c].fillna(False).astype(bool).to_numpy().astype(np.int64) for c in cols)
+    if "gates" in df.columns:
+        def count(blob):
+            try:
+                return sum(bool(g.get("passed")) for g in json.loads(blob).values())
+            except (TypeError, ValueError, AttributeError):
+                return 0
+        return df["gates"].map(count).to_numpy(dtype=np.int64)
+    return np.zeros(len(df), dtype=np.int64)
+
+
+def representative_order(df: pd.DataFrame, texts: Sequence[str]) -> np.ndarray:
+    """Row positions best-first by the representative rule: passed_all, then gates
+    passed, then shorter text, then smaller record_id."""
+    n = len(df)
+    passed = df["passed_all"].fillna(False).astype(bool).to_numpy() if "passed_all" in df.columns \
+        else np.zeros(n, dtype=bool)
+    rid = df["record_id"].map(_as_text).to_numpy(dtype=object) if "record_id" in df.columns \
+        else np.array([f"{i:012d}" for i in range(n)], dtype=object)
+    lengths = np.fromiter((len(t.strip()) for t in texts), dtype=np.int64, count=n)
+    rid_rank = pd.factorize(pd.Series(rid), sort=True)[0]
+    # np.lexsort: last key is the primary one
+    return np.lexsort((np.arange(n), rid_rank, lengths, -_gates_passed(df), ~passed))
+
+
+def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(i) == 0:
+        return np.arange(n)
+    g = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
+    return connected_components(g, directed=False)[1]
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclasses.dataclass
+class DedupeResult:
+    df: pd.DataFrame
+    stages: list[dict[str, Any]]
+    thresholds: dict[str, Any]
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.df["kept"].sum())
+
+    @property
+    def n_removed(self) -> int:
+        return int((~self.df["kept"]).sum())
+
+    def summary(self) -> pd.DataFrame:
+        cols = ["stage", "removed", "groups", "threshold", "seconds", "why"]
+        return pd.DataFrame([{c: s.get(c) for c in cols} for s in self.stages], columns=cols)
+
+    def removed(self) -> pd.DataFrame:
+        return self.df[~self.df["kept"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": len(self.df), "kept": self.n_kept, "removed": self.n_removed,
+                "thresholds": self.thresholds, "stages": self.stages}
+
+
+# --------------------------------------------------------------------------- index
+
+
+class DedupeIndex:
+    """Everything threshold-independent about a frame, built once; `apply` is cheap."""
+
+    def __init__(self) -> None:
+        self.df: pd.DataFrame
+        self.config: Any
+        self.stages: tuple[str, ...] = STAGES
+        self.entity_by = "item"
+        self.build_seconds: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, df: pd.DataFrame, embeddings: np.ndarray | None = None, config: Any = None, *,
+              stages: Sequence[str] | None = None, entity_by: str = "item", embedder: Any = None,
+              partition: str | Sequence[Any] | None = None,
+              minhash_floor: float = MINHASH_FLOOR, semantic_floor: float = SEMANTIC_FLOOR) -> "DedupeIndex":
+        """Compute the threshold-independent parts. `partition` (a column name or one
+        value per row) splits the frame into parts that are never compared with each
+        other, entity-aware or not (e.g. item_type; `curation.pairs` uses it to
+        evaluate hundreds of independent pairs in one build)."""
+        from linernotes.config import CurateConfig
+
+        self = cls()
+        self.config = config or CurateConfig()
+        self.df = df.reset_index(drop=True)
+        self.stages = tuple(stages) if stages is not None else STAGES
+        unknown = set(self.stages) - set(STAGES)
+        if unknown:
+            raise ValueError(f"unknown dedupe stage(s) {sorted(unknown)}; known: {STAGES}")
+        self.entity_by = entity_by
+        n = len(self.df)
+        self.n = n
+        col = self.config.text_column
+        if col not in self.df.columns:
+            raise ValueError(f"text column {col!r} not in frame (columns: {list(self.df.columns)})")
+        t0 = time.perf_counter()
+        self.texts = [_as_text(t) for t in self.df[col]]
+        self.norms = [normalize_text(t) for t in self.texts]
+        self.valid = np.array([bool(t) for t in self.norms], dtype=bool)
+        self.entity_aware = bool(self.config.entity_aware)
+        self.blocks = entity_keys(self.df, entity_by) if self.entity_aware else None
+        if partition is not None:
+            part = self.df[partition] if isinstance(partition, str) else pd.Series(list(partition))
+            if len(part) != n:
+                raise ValueError(f"partition has {len(part)} values, frame has {n} rows")
+            pcodes, _ = pd.factorize(part.map(_as_text), sort=False)
+            combo = pcodes.astype(np.int64) if self.blocks is None else \
+                pd.factorize(pd.Series(pcodes.astype(str)) + "|" + pd.Series(self.blocks.astype(str)))[0]
+            self.blocks = np.asarray(combo, dtype=np.int64)
+        self.order = representative_order(self.df, self.texts)
+        self.rank = np.empty(n, dtype=np.int64)
+        self.rank[self.order] = np.arange(n)
+        self.build_seconds["prepare"] = time.perf_counter() - t0
+        self.signatures = None
+        self.embeddings = None
+        self._build_exact()
+        self.minhash_floor = min(minhash_floor, self.config.minhash_threshold)
+        self.semantic_floor = min(semantic_floor, self.config.semantic_threshold)
+        if "near" in self.stages:
+            self._build_near()
+        if "semantic" in self.stages:
+            self._build_semantic(embeddings, embedder)
+        return self
+
+    def _build_exact(self) -> None:
+        t0 = time.perf_counter()
+        norms = pd.Series(self.norms)
+        keys = norms if self.blocks is None else norms + "\x00" + pd.Series(self.blocks).astype(str)
+        codes, _ = pd.factorize(keys)
+        codes = np.where(self.valid, codes, -1 - np.arange(self.n))  # blank texts: own group
+        order = np.argsort(codes, kind="stable")
+        sc = codes[order]
+        same = np.flatnonzero(sc[1:] == sc[:-1])
+        # chain each run: consecutive members of one exact group
+        self.exact_edges = (order[same].astype(np.int64), order[same + 1].astype(np.int64))
+        # what entity-awareness kept apart: same normalised text, different entity
+        blind, _ = pd.factorize(norms)
+        v = self.valid
+        self.exact_cross_entity = int(v.sum() - len(np.unique(blind[v]))) - int(len(same)) \
+            if self.entity_aware else 0
+        self.build_seconds["exact"] = time.perf_counter() - t0
+
+    def _build_near(self, floor: float | None = None) -> None:
+        t0 = time.perf_counter()
+        cfg = self.config
+        if floor is not None:
+            self.minhash_floor = floor
+        if self.signatures is None:
+            self.signatures = minhash_signatures(self.norms, cfg.shingle, cfg.minhash_num_perm, normalized=True)
+        i, j = lsh_candidates(self.signatures, self.minhash_floor, self.blocks, self.valid)
+        jac = jaccard_estimate(self.signatures, i, j)
+        keep = jac >= self.minhash_floor
+        self.near_candidates = len(i)
+        self.near_edges = (i[keep], j[keep], jac[keep])
+        self.build_seconds["near"] = time.perf_counter() - t0
+
+    def _build_semantic(self, embeddings: np.ndarray | None = None, embedder: Any = None,
+                        floor: float | None = None) -> None:
+        t0 = time.perf_counter()
+        cfg = self.config
+        if floor is not None:
+            self.semantic_floor = floor
+        if self.embeddings is None:
+            if embeddings is None:
+                if embedder is None:
+                    from curation.embed import Embedder
+
+                    embedder = Embedder(cfg.embed_backend, batch_size=cfg.embed_batch_size)
+                embeddings = embedder.encode(self.texts)
+            embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+            if embeddings.shape[0] != self.n:
+                raise ValueError(f"embeddings have {embeddings.shape[0]} rows, frame has {self.n}")
+            self.embeddings = embeddings
+            self.build_seconds["embed"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+        self.semantic_edges = knn_edges(self.embeddings, cfg.semantic_k, self.semantic_floor,
+                                        self.blocks, self.valid)
+        self.build_seconds["semantic"] = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, minhash_threshold: float | None = None, semantic_threshold: float | None = None,
+              exact: bool | None = None, stages: Sequence[str] | None = None,
+              report_examples: int = 5) -> DedupeResult:
+        """Dedupe at these thresholds (default: the config's) from the cached graph."""
+        cfg = self.config
+        mh = cfg.minhash_threshold if minhash_threshold is None else float(minhash_threshold)
+        sem = cfg.semantic_threshold if semantic_threshold is None else float(semantic_threshold)
+        use_exact = cfg.exact if exact is None else bool(exact)
+        run = [s for s in (stages if stages is not None else self.stages) if s in self.stages]
+        if not use_exact and "exact" in run:
+            run.remove("exact")
+        if "near" in run and mh < self.minhash_floor:
+            self._build_near(floor=mh)
+        if "semantic" in run and sem < self.semantic_floor:
+            self._build_semantic(floor=sem)
+        n = self.n
+        is_rep_prev = np.ones(n, dtype=bool)
+        dup_stage = np.full(n, None, dtype=object)
+        ei: list[np.ndarray] = []
+        ej: list[np.ndarray] = []
+        labels = np.arange(n)
+        rep = np.arange(n)
+        reports = []
+        block_note = (f"only rows about the same {'item (item_id)' if self.entity_by == 'item' else 'work'}"
+                      if self.entity_aware else "any rows (entity-blind)")
+        for stage in run:
+            t0 = time.perf_counter()
+            if stage == "exact":
+                i, j = self.exact_edges
+                sim = None
+                thr: Any = True
+                why = f"normalised text identical; {block_note}"
+            elif stage == "near":
+                i, j, s = self.near_edges
+                keep = s >= mh
+                i, j, sim = i[keep], j[keep], s[keep]
+                thr = mh
+                why = (f"MinHash Jaccard of {cfg.shingle} shingles >= {mh} "
+                       f"({cfg.minhash_num_perm} perms, LSH); {block_note}")
+            else:
+                i, j, s = self.semantic_edges
+                keep = s >= sem
+                i, j, sim = i[keep], j[keep], s[keep]
+                thr = sem
+                why = f"embedding cosine >= {sem} (k={cfg.semantic_k} neighbours); {block_note}"
+            ei.append(i)
+            ej.append(j)
+            labels = _components(n, np.concatenate(ei), np.concatenate(ej))
+            best = np.full(labels.max() + 1, n, dtype=np.int64)
+            np.minimum.at(best, labels, self.rank)
+            rep = self.order[best[labels]]
+            is_rep = rep == np.arange(n)
+            removed = is_rep_prev & ~is_rep
+            dup_stage[removed] = stage
+            sizes = np.bincount(labels)
+            report = {"stage": stage, "removed": int(removed.sum()), "groups": int((sizes > 1).sum()),
+                      "threshold": thr, "pairs": int(len(i)),
+                      "seconds": round(time.perf_counter() - t0 + self.build_seconds.get(stage, 0.0), 4),
+                      "apply_seconds": round(time.perf_counter() - t0, 4),
+                      "build_seconds": round(self.build_seconds.get(stage, 0.0), 4),
+                      "why": why, "examples": self._examples(stage, np.flatnonzero(removed), rep,
+                                                             report_examples)}
+            if stage == "exact" and self.entity_aware:
+                report["kept_apart_by_entity"] = self.exact_cross_entity
+            if stage == "near":
+                report["candidates"] = int(self.near_candidates)
+            reports.append(report)
+            is_rep_prev = is_rep
+        out = self.df.copy()
+        kept = rep == np.arange(n)
+        _, group = np.unique(labels, return_inverse=True)
+        # group ids numbered by first appearance
+        first = pd.Series(group).drop_duplicates()
+        renum = np.empty(group.max() + 1 if n else 0, dtype=np.int64)
+        renum[first.to_numpy()] = np.arange(len(first))
+        rid = out["record_id"].map(_as_text).to_numpy(dtype=object) if "record_id" in out.columns \
+            else np.arange(n).astype(str).astype(object)
+        # object dtype keeps None as None (pandas 3 would infer str and turn it into NaN)
+        out["dup_stage"] = pd.Series(dup_stage, index=out.index, dtype=object)
+        out["dup_group"] = renum[group] if n else np.zeros(0, dtype=np.int64)
+        out["dup_of"] = pd.Series(np.where(kept, None, rid[rep]), index=out.index, dtype=object)
+        out["kept"] = kept
+        thresholds = {"exact": use_exact, "minhash_threshold": mh, "shingle": cfg.shingle,
+                      "minhash_num_perm": cfg.minhash_num_perm, "semantic_threshold": sem,
+                      "semantic_k": cfg.semantic_k, "entity_aware": self.entity_aware,
+                      "entity_by": self.entity_by if self.entity_aware else None, "stages": run}
+        return DedupeResult(out, reports, thresholds)
+
+    def _examples(self, stage: str, removed: np.ndarray, rep: np.ndarray, k: int) -> list[dict[str, Any]]:
+        if k <= 0 or not len(removed):
+            return []
+        pick = removed[np.linspace(0, len(removed) - 1, min(k, len(removed))).astype(int)]
+        out = []
+        for r in pick:
+            kk = int(rep[r])
+            if stage == "exact":
+                sim = 1.0
+            elif stage == "near":
+                sim = float((self.signatures[r] == self.signatures[kk]).mean())
+            else:
+                sim = float(self.embeddings[r] @ self.embeddings[kk])
+            row = self.df.iloc[r]
+            out.append({"removed": self.texts[r], "kept": self.texts[kk],
+                        "removed_record_id": _as_text(row.get("record_id")),
+                        "kept_record_id": _as_text(self.df.iloc[kk].get("record_id")),
+                        "item_id": _as_text(row.get("item_id")), "similarity": round(sim, 4)})
+        return out
+
+
+def dedupe(df: pd.DataFrame, config: Any = None, embeddings: np.ndarray | None = None, *,
+           stages: Sequence[str] | None = None, entity_by: str = "item", embedder: Any = None,
+           partition: str | Sequence[Any] | None = None, report_examples: int = 5) -> DedupeResult:
+    """Staged dedupe at the config's thresholds (see the module docstring).
+
+    embeddings: (len(df), d) L2-normalised vectors of the text column; computed with
+    `curation.embed.Embedder(config.embed_backend)` (cached) when None and the
+    semantic stage runs. stages: a subset of ("exact", "near", "semantic").
+    """
+    index = DedupeIndex.build(df, embeddings, config, stages=stages, entity_by=entity_by, embedder=embedder,
+                              partition=partition)
+    return index.apply(report_examples=report_examples)
+
+
+# --------------------------------------------------------------------------- template collapse
+
+
+_NUM_RE = re.compile(r"\b\d+(?:[.,]\d+)*\b")
+_TOKEN_RE = re.compile(r"\S+")
+# titles, creators, history titles and other capitalised names all become one slot
+# (the model puts any of them in the same place); genres and numbers keep their own.
+ENTITY = "xxent"
+PLACEHOLDERS = (ENTITY, "xxgenre", "xxnum")
+_CONNECTORS = r"(?:de|da|do|dos|das|del|la|le|of|the|and|von|van|y|e|n|&)"
+_JOIN_RE = re.compile(r"\bxxent(?: " + _CONNECTORS + r")? xxent\b")
+
+
+def _json_obj(blob: Any) -> dict:
+    if isinstance(blob, dict):
+        return blob
+    try:
+        out = json.loads(blob) if isinstance(blob, str) else {}
+        return out if isinstance(out, dict) else {}
+    except ValueError:
+        return {}
+
+
+def _row_names(row: dict) -> list[tuple[str, str]]:
+    item = _json_obj(row.get("item"))
+    listener = _json_obj(row.get("listener"))
+    names: list[tuple[str, str]] = []
+    for key, tag in (("title", ENTITY), ("collection", ENTITY), ("creator", ENTITY),
+                     ("publisher", ENTITY)):
+        v = _as_text(row.get(key)) or _as_text(item.get(key))
+        if v:
+            names.append((v, tag))
+    for g in list(item.get("genres") or []) + list(listener.get("taste") or []):
+        names.append((_as_text(g), "xxgenre"))
+    for h in listener.get("history") or []:
+        if isinstance(h, dict):
+            if h.get("title"):
+                names.append((_as_text(h["title"]), ENTITY))
+            if h.get("creator"):
+                names.append((_as_text(h["creator"]), ENTITY))
+    return [(v.strip(), t) for v, t in names if len(v.strip()) >= 2]
+
+
+def _mask_names_heuristic(text: str) -> str:
+    """Capitalised words that do not start a sentence -> xxent (runs collapse)."""
+    out, prev_end = [], True
+    for m in _TOKEN_RE.finditer(text):
+        tok = m.group(0)
+        core = tok.strip("\"'“”‘’()[]")
+        name_like = bool(core) and core[0].isupper() and not prev_end and core not in ("I", "I'm")
+        if name_like:
+            if not (out and out[-1] == ENTITY):
+                out.append(ENTITY)
+        else:
+            out.append(tok)
+        prev_end = tok.endswith((".", "!", "?", ":"))
+    return " ".join(out)
+
+
+def skeleton(text: Any, names: Sequence[tuple[str, str]] = ()) -> str:
+    """The sentence shape: known names (title, creator, genres, history titles) and
+    numbers replaced by placeholders, other capitalised names by xxent, normalised."""
+    t = _as_text(text)
+    for value, tag in sorted(names, key=lambda x: -len(x[0])):
+        t = re.sub(r"(?<!\w)" + re.escape(value) + r"(?!\w)", f" {tag} ", t, flags=re.IGNORECASE)
+    t = _NUM_RE.sub(" xxnum ", t)
+    t = _mask_names_heuristic(t)
+    norm = re.sub(r"\b(xx[a-z]+) s\b", r"\1", normalize_text(t))  # "X's" -> "xxent"
+    prev = None
+    while prev != norm:
+        prev, norm = norm, _JOIN_RE.sub(ENTITY, norm)
+    return re.sub(r"\b(xx[a-z]+)( \1\b)+", r"\1", norm)
+
+
+@dataclasses.dataclass
+class TemplateReport:
+    summary: dict[str, Any]
+    templates: list[dict[str, Any]]
+    skeletons: pd.Series  # one per row, aligned with the frame
+
+    def table(self) -> pd.DataFrame:
+        cols = ["skeleton", "n_items", "n_rows", "share", "variants", "examples"]
+        return pd.DataFrame([{c: t.get(c) for c in cols} for t in self.templates], columns=cols)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "templates": self.templates}
+
+
+def template_collapse(df: pd.DataFrame, config: Any = None, *, min_items: int = 3, top: int = 20,
+                      near: bool = True, near_threshold: float | None = None,
+                      n_examples: int = 3) -> TemplateReport:
+    """Sentence shapes shared by many different items (a diversity problem, not duplication).
+
+    Each row's text is reduced to a skeleton (`skeleton`: names from the row's item /
+    listener JSON, numbers and other capitalised names masked). Skeletons are grouped
+    exactly, and with near=True also by MinHash/LSH (entity-blind, `near_threshold`,
+    default config.minhash_threshold) into families. Families used by at least
+    `min_items` distinct items are listed, biggest first (at most `top`), with counts,
+    variants and example texts.
+    """
+    from linernotes.config import CurateConfig
+
+    cfg = config or CurateConfig()
+    col = cfg.text_column
+    d = df.reset_index(drop=True)
+    texts = [_as_text(t) for t in d[col]]
+    records = d.to_dict("records")
+    skels = pd.Series([skeleton(t, _row_names(r)) if t.strip() else "" for t, r in zip(texts, records)])
+    valid = (skels != "").to_numpy()
+    uniq, inv = np.unique(skels.to_numpy(dtype=str), return_inverse=True)
+    fam_of_uniq = np.arange(len(uniq))
+    if near and len(uniq) > 1:
+        thr = cfg.minhash_threshold if near_threshold is None else near_threshold
+        sig = minhash_signatures(list(uniq), cfg.shingle, cfg.minhash_num_perm, normalized=True)
+        ok = np.array([bool(u) for u in uniq])
+        i, j = lsh_candidates(sig, thr, None, ok)
+        keep = jaccard_estimate(sig, i, j) >= thr
+        fam_of_uniq = _components(len(uniq), i[keep], j[keep])
+    fam = fam_of_uniq[inv]
+    item_ids = d["item_id"].map(_as_text) if "item_id" in d.columns else pd.Series(np.arange(len(d)).astype(str))
+    frame = pd.DataFrame({"fam": fam, "skel": skels, "item": item_ids, "valid": valid, "pos": np.arange(len(d))})
+    frame = frame[frame["valid"]]
+    n_rows = int(valid.sum())
+    templates = []
+    if len(frame):
+        stats = frame.groupby("fam").agg(n_items=("item", "nunique"), n_rows=("pos", "size"))
+        stats = stats[stats["n_items"] >= min_items].sort_values(["n_items", "n_rows"], ascending=False)
+        for fam_id, st in stats.iterrows():
+            members = frame[frame["fam"] == fam_id]
+            variants = members["skel"].value_counts()
+            ex_pos = members.drop_duplicates("item")["pos"].head(n_examples)
+            templates.append({"skeleton": variants.index[0], "n_items": int(st["n_items"]),
+                              "n_rows": int(st["n_rows"]), "share": round(st["n_rows"] / max(n_rows, 1), 4),
+                              "variants": int(len(variants)),
+                              "examples": [texts[p] for p in ex_pos]})
+    collapsed = sum(t["n_rows"] for t in templates)
+    summary = {"rows": n_rows, "items": int(frame["item"].nunique()) if len(frame) else 0,
+               "distinct_skeletons": int(frame["skel"].nunique()) if len(frame) else 0,
+               "distinct_ratio": round(frame["skel"].nunique() / max(n_rows, 1), 4) if len(frame) else 0.0,
+               "collapsed_templates": len(templates), "rows_in_collapsed": int(collapsed),
+               "collapsed_share": round(collapsed / max(n_rows, 1), 4), "min_items": min_items}
+    return TemplateReport(summary, templates[:top], skels)
