@@ -64,9 +64,14 @@ STAGES = ("exact", "near", "semantic")
 MINHASH_FLOOR = 0.5  # candidate Jaccard kept at build time (apply above it is free)
 SEMANTIC_FLOOR = 0.80  # kNN edges kept at build time
 SMALL_BLOCK = 64  # entity blocks up to this size: every pair compared exactly
-FLAT_MAX = 20_000  # exact FAISS inner-product index up to this many vectors, HNSW above
+# exact FAISS inner-product index up to FLAT_MAX vectors, HNSW above. Measured on 20k
+# real explanation embeddings, 2 busy cores: flat 13.4 s (n^2); HNSW M=16/efC=40/efS=32
+# 0.7 s build + 1.0 s search with 99.99% of the flat index's cos>=0.85 edges
+# (M=32/efC=64: 1.9 + 1.5 s, 100%).
+FLAT_MAX = 5_000
 LSH_BUCKET_CAP = 64  # LSH buckets bigger than this: each member meets the next 64 only
-HNSW_M = 32
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 40
 
 # --------------------------------------------------------------------------- text
 
@@ -255,8 +260,8 @@ def _faiss_index(vecs: np.ndarray, k: int):
         index = faiss.IndexFlatIP(d)
     else:
         index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 64
-        index.hnsw.efSearch = max(64, 2 * k)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = max(32, 2 * k)
     index.add(vecs)
     return index
 
@@ -602,13 +607,13 @@ class DedupeIndex:
             ei.append(i)
             ej.append(j)
             labels = _components(n, np.concatenate(ei), np.concatenate(ej))
-            best = np.full(labels.max() + 1, n, dtype=np.int64)
+            best = np.full(int(labels.max()) + 1 if n else 0, n, dtype=np.int64)
             np.minimum.at(best, labels, self.rank)
             rep = self.order[best[labels]]
             is_rep = rep == np.arange(n)
             removed = is_rep_prev & ~is_rep
             dup_stage[removed] = stage
-            sizes = np.bincount(labels)
+            sizes = np.bincount(labels) if n else np.zeros(0, dtype=np.int64)
             report = {"stage": stage, "removed": int(removed.sum()), "groups": int((sizes > 1).sum()),
                       "threshold": thr, "pairs": int(len(i)),
                       "seconds": round(time.perf_counter() - t0 + self.build_seconds.get(stage, 0.0), 4),
@@ -620,6 +625,8 @@ class DedupeIndex:
                 report["kept_apart_by_entity"] = self.exact_cross_entity
             if stage == "near":
                 report["candidates"] = int(self.near_candidates)
+            if stage == "semantic" and "embed" in self.build_seconds:
+                report["embed_seconds"] = round(self.build_seconds["embed"], 4)
             reports.append(report)
             is_rep_prev = is_rep
         out = self.df.copy()

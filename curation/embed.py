@@ -52,14 +52,19 @@ DIM = 384
 MAX_SEQ_LENGTH = 256
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
-# Measured on this project's 2-core CPU machine (bench: `python -m curation.embed --measure`,
-# 1,000 explanation-like texts: the 60 real synth-run explanations + templated ones,
-# batch 64, cold cache, best of 2 runs):
-#     torch      ~229 texts/s
-#     onnx       ~249 texts/s  (fp32; max |cos - 1| vs torch 1e-6)
-#     onnx-int8  ~433 texts/s  (mean cosine to torch 0.9932, min 0.976)
-# int8 is ~1.9x torch and agrees to >0.99 mean cosine, so it is the default;
-# where ONNX cannot be exported (no `onnx` package), "auto" resolves to torch.
+# Measured on this project's 2-core CPU machine (`python -m curation.embed`: 1,000
+# explanation-like texts = the 59 real synth-run explanations + curation.pairs
+# phrasings; batch 64, no cache, rounds interleaved, best of 3; two runs, idle machine):
+#     torch      199-202 texts/s
+#     onnx       212-227 texts/s  (fp32; cosine to torch 1.0000 mean and min)
+#     onnx-int8  420-479 texts/s  (cosine to torch 0.9922 mean, 0.9805 min)
+# (under a load of ~4 from other jobs: 39 / 65 / 130 texts/s, same order.)
+# int8 is ~2.1x torch and agrees to >0.99 mean cosine; on the dedupe pair set
+# (curation.pairs, thresholds 0.6/0.85) precision is 1.000 on both and recall 0.837
+# (int8) vs 0.856 (torch), so it is the default. Dynamic quantisation
+# scales activations per batch, so an int8 vector can differ in the 3rd decimal with
+# its batch-mates; the cache pins the first one. Where ONNX cannot be exported
+# (no `onnx` package), "auto" resolves to torch.
 AUTO_BACKEND = "onnx-int8"
 
 ONNX_DIRNAME = "all-MiniLM-L6-v2-onnx"

@@ -109,7 +109,7 @@ def run_curate(config: CurateConfig, *, force: bool = False) -> RunDir:
         "counts": {"rows_in": int(len(df) + len(bad)), "no_text": int(len(bad)),
                    "kept": int(len(kept)), "removed": int(len(df) - len(kept)),
                    "clusters": int(df["cluster"].nunique()), "sample": int(len(sample))},
-        "embeddings": {"backend": embedder.backend_name, **embedder.cache_stats()},
+        "embeddings": {"backend": embedder.backend, **embedder.stats()},
         "timings": {k: round(v, 3) for k, v in timings.items()},
     })
     run.write_manifest(manifest)

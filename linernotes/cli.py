@@ -22,9 +22,11 @@ import warnings
 from pathlib import Path
 
 from linernotes import paths
-from linernotes.config import SynthConfig, add_dataclass_args, load_config, overrides_from_args
+from linernotes.config import (CurateConfig, SynthConfig, add_dataclass_args, load_config,
+                               overrides_from_args)
 
 DEMO_RECIPE = paths.REPO_ROOT / "recipes" / "synth_demo.yaml"
+CURATE_RECIPE = paths.REPO_ROOT / "recipes" / "curate_demo.yaml"
 
 # No model hub here: anything that tries one must fail fast, not hang.
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
@@ -76,6 +78,38 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_curate(args: argparse.Namespace) -> int:
+    from curation.stage import run_curate
+
+    config = load_config(CurateConfig, args.config, overrides_from_args(args, CurateConfig))
+    run = run_curate(config, force=args.force)
+    _print_curate(run)
+    return 0
+
+
+def _print_curate(run) -> None:
+    from rich.table import Table
+
+    m = run.manifest()
+    report = json.loads((run.path / "report.json").read_text())
+    con = _console()
+    table = Table(title=f"curation run {run.name}")
+    for col in ("stage", "removed", "groups", "threshold", "seconds"):
+        table.add_column(col)
+    for st in report["dedupe"]:
+        table.add_row(str(st.get("stage")), str(st.get("removed")), str(st.get("groups")),
+                      str(st.get("threshold")), f"{st.get('seconds', 0):.2f}")
+    con.print(table)
+    c = m["counts"]
+    div = report["diversity"]
+    con.print(f"rows in {c['rows_in']} (no text {c['no_text']}) -> kept {c['kept']}, removed "
+              f"{c['removed']}; clusters {c['clusters']}; review sample {c['sample']}")
+    con.print(f"diversity: unique-sentence ratio {div.get('unique_sentence_ratio')}, "
+              f"distinct-2 {div.get('distinct_2')}")
+    con.print(f"embeddings: {m['embeddings']}")
+    con.print(f"map: {run.path / 'map.html'}\nsample: {run.path / 'sample'}\nmanifest: {run.manifest_path}")
+
+
 def _print_run(run) -> None:
     from rich.table import Table
 
@@ -116,6 +150,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         reasons = [x for g in r.gates.values() for x in g.reasons][:2]
         if reasons:
             con.print(escape(f"      reasons: {reasons}"))
+    from curation.stage import run_curate
+
+    con.print("\n[bold]Curating the run[/] (embed, dedupe, cluster, map, review sample)")
+    curate_cfg = load_config(CurateConfig, CURATE_RECIPE, {"synth_run": str(run.path)})
+    curated = run_curate(curate_cfg, force=args.force)
+    _print_curate(curated)
     con.print(f"\ndemo finished in {time.perf_counter() - t0:.1f}s")
     return 0
 
@@ -173,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="redo a completed run")
         add_dataclass_args(p, SynthConfig)
         p.set_defaults(fn=fn)
+
+    p = sub.add_parser("curate", help="embed, dedupe, cluster, map and sample a synth run")
+    p.add_argument("--config", default=None, help="YAML recipe (flags override it)")
+    p.add_argument("--force", action="store_true", help="redo a completed run")
+    add_dataclass_args(p, CurateConfig)
+    p.set_defaults(fn=cmd_curate)
 
     p = sub.add_parser("services", help="local service virtualenvs and servers")
     p.add_argument("action", choices=["install", "status", "start"])

@@ -1,0 +1,606 @@
+"""Expert review of teacher explanations in Argilla (2.x SDK): push, pull, resolve.
+
+One Argilla record per explanation in the curated review sample (one row of
+the sample DataFrame). The record id is the sample's `record_id` (stable, from
+content), so pushes are upserts: re-pushing creates no duplicates and
+refreshes changed fields/metadata/suggestions, and a push interrupted half-way
+then re-run ends with exactly the sample.
+
+Dataset design (`dataset_settings`):
+
+* fields: `item_card` (markdown), `listener` (markdown: country, age band,
+  taste, recent history), `explanation` (text), `other_explanation`
+  (markdown, optional: the other candidate when the sample holds two
+  explanations for the same (item, listener)).
+* questions: `rating` (1-5), `grounded` (grounded / unsupported_fact /
+  wrong_entity), `tone_ok` (yes / no), `corrected_explanation` (text,
+  optional), `preference` (ranking of `this` vs `other`, optional: only
+  meaningful when `other_explanation` is shown).
+* metadata: cluster, cluster_label, item_type, gate_grounding/style/safety
+  (pass/fail), gates_passed, teacher (model), prompt_version, sample_reason,
+  item_id, listener_id, has_pair.
+* suggestions pre-filled from the automatic gates (agent `gates`):
+  `grounded` from gate_grounding (+ its reasons: an entity mismatch suggests
+  `wrong_entity`), `tone_ok` from gate_style and gate_safety.
+* no vectors: the local engine (osmem) stores vectors but cannot search them
+  (no kNN), and the curated sample carries no embeddings; pass
+  `with_vectors` for a real OpenSearch/Elasticsearch-backed Argilla.
+* task distribution: `min_submitted=2` (two annotators per record).
+
+Resolution rules (`resolve`), per record and question, over *submitted*
+responses only (drafts and discards ignored):
+
+1. an owner/admin ("editor") response wins outright (experts override);
+2. otherwise the majority of annotators; ties: `rating` takes the lower
+   value (conservative), labels stay unresolved (None), a tied preference
+   produces no pair;
+3. golden set: a record whose resolved corrected explanation exists ->
+   that text (`source="corrected"`: owner's wins, else the most frequent
+   correction, ties -> the first annotator's in username order); else a
+   record resolved as grounded, tone_ok=yes and rating >= `min_rating` ->
+   the original explanation (`source="approved"`); everything else is out;
+4. preference pairs: corrected (chosen) vs original (rejected) for every
+   corrected record; and for two candidates of one (item, listener), the
+   votes of both records' `preference` rankings pooled, majority winner is
+   chosen.
+
+Agreement (`agreement`, numpy only): per question, Cohen's kappa for the
+two most active annotators (quadratic-weighted too for the rating),
+Fleiss' kappa over records with the modal number of raters, Krippendorff's
+alpha (nominal; interval for the rating; handles missing responses); per
+annotator: responses, agreement with the resolved label, mean pairwise
+Cohen's kappa with the others.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from itertools import combinations
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+QUESTIONS = ("rating", "grounded", "tone_ok", "corrected_explanation", "preference")
+LABEL_QUESTIONS = ("rating", "grounded", "tone_ok", "preference")
+GROUNDED_LABELS = {"grounded": "Grounded in the item card",
+                   "unsupported_fact": "States an unsupported fact",
+                   "wrong_entity": "Wrong entity (title, creator, ...)"}
+TONE_LABELS = {"yes": "Yes", "no": "No"}
+RANKING_VALUES = {"this": "This explanation", "other": "The other candidate"}
+EXPERT_ROLES = ("owner", "admin", "editor")
+GATES = ("gate_grounding", "gate_style", "gate_safety")
+
+GUIDELINES = """\
+# Reviewing recommendation explanations
+
+Each record is **one sentence** a teacher model wrote to explain why an item
+(song, audiobook or podcast) is recommended to a listener. Read the **item
+card** (the only facts the sentence may use) and the **listener** panel.
+
+1. **Rating (1-5)**: overall, would you show this sentence to the listener?
+   5 = accurate, specific, natural; 3 = acceptable but generic or clumsy;
+   1 = wrong, misleading or inappropriate.
+2. **Grounded?** `Grounded` if every fact it states (title, creator, year,
+   genre, collection, ...) is on the item card or in the listener's history.
+   `Unsupported fact` if it states something not on the card (even if true
+   in the world). `Wrong entity` if it names the wrong title/creator/item.
+3. **Tone OK?** `Yes` if friendly, concise, not pushy, no sensitive
+   inferences about the listener (age, country are context, not content).
+4. **Corrected explanation** (optional): if the sentence is fixable, write
+   the corrected single sentence, using only card facts. Leave empty if it
+   is fine or beyond repair.
+5. **Preference** (only when *The other candidate* is shown): rank the two
+   candidates for the same item and listener, best first.
+
+Suggestions come from automatic gates: check them, do not trust them.
+Submit every record you can judge; discard only if the card is unreadable.
+"""
+
+
+# ---------------------------------------------------------------- settings
+
+def dataset_settings(guidelines: str = GUIDELINES, *, min_submitted: int = 2,
+                     with_vectors: dict[str, int] | None = None):
+    """`argilla.Settings` for explanation review (needs a client: the SDK checks the server)."""
+    import argilla as rg
+
+    fields = [
+        rg.TextField(name="item_card", title="Item card", use_markdown=True),
+        rg.TextField(name="listener", title="Listener", use_markdown=True),
+        rg.TextField(name="explanation", title="Explanation", use_markdown=False),
+        rg.TextField(name="other_explanation", title="The other candidate (same item and listener)",
+                     use_markdown=True, required=False),
+    ]
+    questions = [
+        rg.RatingQuestion(name="rating", title="Overall quality (1-5)", values=[1, 2, 3, 4, 5]),
+        rg.LabelQuestion(name="grounded", title="Grounded in the item card?", labels=GROUNDED_LABELS),
+        rg.LabelQuestion(name="tone_ok", title="Tone OK?", labels=TONE_LABELS),
+        rg.TextQuestion(name="corrected_explanation", title="Corrected explanation (optional)",
+                        required=False, use_markdown=False),
+        rg.RankingQuestion(name="preference", title="Rank the candidates (only when two are shown)",
+                           values=RANKING_VALUES, required=False),
+    ]
+    metadata = [
+        rg.IntegerMetadataProperty(name="cluster", title="Cluster"),
+        rg.TermsMetadataProperty(name="cluster_label", title="Cluster label"),
+        rg.TermsMetadataProperty(name="item_type", title="Item type"),
+        *[rg.TermsMetadataProperty(name=g, title=g.replace("_", " "), options=["pass", "fail"]) for g in GATES],
+        rg.TermsMetadataProperty(name="gates_passed", title="All gates passed", options=["yes", "no"]),
+        rg.TermsMetadataProperty(name="teacher", title="Teacher model"),
+        rg.TermsMetadataProperty(name="prompt_version", title="Prompt version"),
+        rg.TermsMetadataProperty(name="sample_reason", title="Why sampled"),
+        rg.TermsMetadataProperty(name="item_id", title="Item id", visible_for_annotators=False),
+        rg.TermsMetadataProperty(name="listener_id", title="Listener id", visible_for_annotators=False),
+        rg.TermsMetadataProperty(name="has_pair", title="Two candidates", options=["yes", "no"]),
+    ]
+    vectors = [rg.VectorField(name=n, dimensions=d) for n, d in (with_vectors or {}).items()]
+    return rg.Settings(fields=fields, questions=questions, metadata=metadata, vectors=vectors or None,
+                       guidelines=guidelines,
+                       distribution=rg.TaskDistribution(min_submitted=min_submitted))
+
+
+# ---------------------------------------------------------------- records
+
+def _loads(value: Any, default):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return default
+    if isinstance(value, (dict, list)):
+        return value
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _as_list(value) -> list:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        v = _loads(value, None)
+        return v if isinstance(v, list) else [value]
+    return list(value)
+
+
+def item_card_md(item: dict, facts_used: Sequence[str] = ()) -> str:
+    lines = [f"### {item.get('title', '?')}"]
+    for key in ("creator", "collection", "year", "item_type", "duration_min", "language"):
+        if item.get(key) not in (None, "", []):
+            lines.append(f"- **{key.replace('_', ' ')}**: {item[key]}")
+    for key in ("genres", "tags", "moods"):
+        if item.get(key):
+            vals = item[key] if isinstance(item[key], (list, tuple)) else [item[key]]
+            lines.append(f"- **{key}**: {', '.join(map(str, vals))}")
+    if item.get("description"):
+        lines.append(f"\n{item['description']}")
+    if facts_used:
+        lines.append("\n*Facts the teacher says it used:* " + "; ".join(map(str, facts_used)))
+    return "\n".join(lines)
+
+
+def listener_md(listener: dict) -> str:
+    lines = [f"**{listener.get('listener_id', '?')}** - {listener.get('country', '?')}, "
+             f"age {listener.get('age_band', '?')}"]
+    if listener.get("taste"):
+        taste = listener["taste"]
+        lines.append(f"- **taste**: {', '.join(taste) if isinstance(taste, list) else taste}")
+    hist = listener.get("history") or []
+    if hist:
+        lines.append("- **recent history**:")
+        for h in hist[:8]:
+            g = h.get("genres") or []
+            lines.append(f"  - {h.get('title', '?')} - {h.get('creator', '?')}"
+                         + (f" ({', '.join(g) if isinstance(g, list) else g})" if g else ""))
+    return "\n".join(lines)
+
+
+def gate_suggestions(row: dict) -> dict[str, str]:
+    """Suggested answers from the automatic gates: {'grounded': ..., 'tone_ok': ...}."""
+    reasons = _loads(row.get("gate_reasons"), {}) or {}
+    out = {}
+    if bool(row.get("gate_grounding")):
+        out["grounded"] = "grounded"
+    else:
+        text = " ".join(map(str, reasons.get("grounding", []) or [])).lower()
+        out["grounded"] = ("wrong_entity" if any(w in text for w in ("entity", "title", "creator", "wrong"))
+                           else "unsupported_fact")
+    out["tone_ok"] = "yes" if bool(row.get("gate_style")) and bool(row.get("gate_safety")) else "no"
+    return out
+
+
+def pair_index(sample_df: pd.DataFrame) -> dict[str, str]:
+    """record_id -> the other candidate's record_id, where a (item, listener) has exactly two."""
+    lid = sample_df["listener"].map(lambda s: str((_loads(s, {}) or {}).get("listener_id", "")))
+    groups = defaultdict(list)
+    for rid, item_id, l in zip(sample_df["record_id"], sample_df["item_id"], lid):
+        groups[(str(item_id), l)].append(str(rid))
+    other = {}
+    for rids in groups.values():
+        if len(rids) == 2:
+            a, b = sorted(rids)
+            other[a], other[b] = b, a
+    return other
+
+
+def to_records(sample_df: pd.DataFrame) -> list[dict]:
+    """Plain dicts (id, fields, metadata, suggestions) for `push` (no SDK needed)."""
+    other = pair_index(sample_df)
+    by_id = {str(r): e for r, e in zip(sample_df["record_id"], sample_df["explanation"])}
+    out = []
+    for row in sample_df.to_dict("records"):
+        rid = str(row["record_id"])
+        item = _loads(row.get("item"), {}) or {}
+        listener = _loads(row.get("listener"), {}) or {}
+        gates = {g: "pass" if bool(row.get(g)) else "fail" for g in GATES}
+        out.append({
+            "id": rid,
+            "fields": {
+                "item_card": item_card_md(item, _as_list(row.get("facts_used"))),
+                "listener": listener_md(listener),
+                "explanation": str(row["explanation"]),
+                **({"other_explanation": by_id[other[rid]]} if rid in other else {}),
+            },
+            "metadata": {
+                "cluster": int(row.get("cluster", -1)),
+                "cluster_label": str(row.get("cluster_label", "")),
+                "item_type": str(row.get("item_type", "")),
+                **gates,
+                "gates_passed": "yes" if all(v == "pass" for v in gates.values()) else "no",
+                "teacher": str(row.get("model", "")),
+                "prompt_version": str(row.get("prompt_version", "")),
+                "sample_reason": str(row.get("sample_reason", "")),
+                "item_id": str(row.get("item_id", "")),
+                "listener_id": str(listener.get("listener_id", "")),
+                "has_pair": "yes" if rid in other else "no",
+            },
+            "suggestions": gate_suggestions(row),
+        })
+    return out
+
+
+# ---------------------------------------------------------------- push / pull
+
+def get_or_create_dataset(dataset_name: str, client, workspace: str | None = None,
+                          guidelines: str = GUIDELINES):
+    import argilla as rg
+    ds = client.datasets(name=dataset_name, workspace=workspace)
+    if ds is not None:
+        return ds, False
+    ws = workspace or (client.workspaces.default.name if client.workspaces else None)
+    ds = rg.Dataset(name=dataset_name, workspace=ws, settings=dataset_settings(guidelines), client=client)
+    ds.create()
+    return ds, True
+
+
+def push(sample_df: pd.DataFrame, dataset_name: str, client, *, workspace: str | None = None,
+         batch_size: int = 256, prune: bool = False, agent: str = "gates") -> dict:
+    """Upsert the sample into `dataset_name` (created if missing); idempotent.
+
+    Records are keyed by `record_id`: a re-push updates fields, metadata and
+    suggestions in place (responses are kept). Records on the server that are
+    not in the sample are reported (`extra_ids`) and, with `prune=True`,
+    deleted when nobody has responded to them.
+    """
+    import argilla as rg
+
+    t0 = time.monotonic()
+    if sample_df["record_id"].duplicated().any():
+        raise ValueError("sample_df has duplicate record_id values")
+    ds, created = get_or_create_dataset(dataset_name, client, workspace)
+    before = {str(r.id): r for r in ds.records(with_suggestions=False, with_responses=True)}
+    records = []
+    for rec in to_records(sample_df):
+        records.append(rg.Record(
+            id=rec["id"], fields=rec["fields"], metadata=rec["metadata"],
+            suggestions=[rg.Suggestion(question_name=q, value=v, agent=agent)
+                         for q, v in rec["suggestions"].items()]))
+    ds.records.log(records, batch_size=batch_size)
+    ids = set(map(str, sample_df["record_id"]))
+    extra = sorted(set(before) - ids)
+    pruned = []
+    if prune and extra:
+        victims = [before[i] for i in extra if len(before[i].responses) == 0]
+        if victims:
+            ds.records.delete(victims)
+            pruned = [str(r.id) for r in victims]
+    total = sum(1 for _ in ds.records(with_suggestions=False, with_responses=False))
+    secs = time.monotonic() - t0
+    return {"dataset": dataset_name, "dataset_id": str(ds.id), "workspace": ds.workspace.name,
+            "dataset_created": created, "pushed": len(records),
+            "created": len(ids - set(before)), "updated": len(ids & set(before)),
+            "extra_ids": [i for i in extra if i not in pruned], "pruned": pruned,
+            "total_on_server": total, "seconds": round(secs, 2),
+            "records_per_s": round(len(records) / secs, 1) if secs else None}
+
+
+def pull(dataset_name: str, client, *, workspace: str | None = None) -> pd.DataFrame:
+    """One row per (record, user) response: record_id, username, role, status, and one column per question.
+
+    `preference` is the ranked list of values (best first); `pref_winner` is
+    its first value ('this' / 'other'). Record context columns: item_id,
+    listener_id, explanation, other_explanation, other_record_id, teacher.
+    """
+    ds = client.datasets(name=dataset_name, workspace=workspace)
+    if ds is None:
+        raise KeyError(f"no dataset {dataset_name!r}")
+    users = {str(u.id): (u.username, str(getattr(u.role, "value", u.role))) for u in client.users}
+    rows = []
+    recs = list(ds.records(with_suggestions=False, with_responses=True))
+    pair_of: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in recs:
+        pair_of[(r.metadata.get("item_id", ""), r.metadata.get("listener_id", ""))].append(str(r.id))
+    for r in recs:
+        ctx = {"record_id": str(r.id), "item_id": r.metadata.get("item_id"),
+               "listener_id": r.metadata.get("listener_id"), "teacher": r.metadata.get("teacher"),
+               "explanation": r.fields.get("explanation"), "other_explanation": r.fields.get("other_explanation")}
+        group = pair_of[(ctx["item_id"] or "", ctx["listener_id"] or "")]
+        ctx["other_record_id"] = next((o for o in group if o != ctx["record_id"]), None) if len(group) == 2 else None
+        per_user: dict[str, dict] = {}
+        for resp in r.responses:
+            uid = str(resp.user_id)
+            d = per_user.setdefault(uid, {"user_id": uid, "status": str(getattr(resp.status, "value", resp.status))})
+            d[resp.question_name] = resp.value
+        for uid, d in per_user.items():
+            name, role = users.get(uid, (uid, "annotator"))
+            row = {**ctx, **{q: None for q in QUESTIONS}, **d, "username": name, "role": role}
+            pref = row.get("preference")
+            row["preference"] = _ranking_order(pref)
+            row["pref_winner"] = row["preference"][0] if row["preference"] else None
+            rows.append(row)
+    cols = ["record_id", "item_id", "listener_id", "user_id", "username", "role", "status", *QUESTIONS,
+            "pref_winner", "explanation", "other_explanation", "other_record_id", "teacher"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _ranking_order(value) -> list[str] | None:
+    """SDK ranking value ([{'value': v, 'rank': n}] or [v, ...]) -> values best first."""
+    if not value:
+        return None
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return [d["value"] for d in sorted(value, key=lambda d: (d.get("rank") is None, d.get("rank") or 0))]
+    return list(value)
+
+
+# ---------------------------------------------------------------- resolve
+
+def _is_missing(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def resolve_value(question: str, votes: Sequence[tuple[Any, str]]):
+    """votes = [(value, role)] -> resolved value (expert wins, else majority; see module doc)."""
+    votes = [(v, role) for v, role in votes if not _is_missing(v)]
+    if not votes:
+        return None
+    expert = [v for v, role in votes if role in EXPERT_ROLES]
+    if expert:  # experts outvote annotators; several disagreeing experts: their majority (first on a tie)
+        votes = [(v, "expert") for v in expert]
+    counts = Counter(v for v, _ in votes).most_common()
+    top = [v for v, c in counts if c == counts[0][1]]
+    if len(top) == 1:
+        return top[0]
+    if question == "rating":
+        return min(top)
+    return None
+
+
+def resolve(responses: pd.DataFrame, *, min_rating: int = 4) -> dict:
+    """Responses (from `pull`) -> {'golden': DataFrame, 'pairs': DataFrame, 'resolved': DataFrame, 'agreement': dict}."""
+    sub = responses[responses["status"] == "submitted"].copy() if len(responses) else responses
+    sub = sub.sort_values(["record_id", "username"]) if len(sub) else sub
+    resolved, golden, pairs = [], [], []
+    for rid, g in (sub.groupby("record_id", sort=True) if len(sub) else []):
+        first = g.iloc[0]
+        rec = {"record_id": rid, "item_id": first["item_id"], "listener_id": first["listener_id"],
+               "explanation": first["explanation"], "other_record_id": first.get("other_record_id"),
+               "teacher": first.get("teacher"), "n_submitted": len(g)}
+        for q in ("rating", "grounded", "tone_ok", "pref_winner"):
+            rec[q] = resolve_value(q, list(zip(g[q], g["role"])))
+        rec["rating"] = None if rec["rating"] is None else int(rec["rating"])
+        corr = [(str(v).strip(), role, u) for v, role, u in zip(g["corrected_explanation"], g["role"], g["username"])
+                if not _is_missing(v) and str(v).strip() != str(first["explanation"]).strip()]
+        correction = None
+        if corr:
+            expert = [c for c, role, _ in corr if role in EXPERT_ROLES]
+            if expert:
+                correction = expert[0]
+            else:
+                counts = Counter(c for c, _, _ in corr)
+                best = max(counts.values())
+                correction = next(c for c, _, _ in corr if counts[c] == best)  # first by username
+        rec["corrected_explanation"] = correction
+        if correction:
+            rec["golden"], rec["golden_source"] = correction, "corrected"
+        elif rec["grounded"] == "grounded" and rec["tone_ok"] == "yes" and (rec["rating"] or 0) >= min_rating:
+            rec["golden"], rec["golden_source"] = rec["explanation"], "approved"
+        else:
+            rec["golden"], rec["golden_source"] = None, None
+        resolved.append(rec)
+        if rec["golden"] is not None:
+            golden.append({k: rec[k] for k in ("record_id", "item_id", "listener_id", "teacher")}
+                          | {"explanation": rec["golden"], "original": rec["explanation"],
+                             "source": rec["golden_source"], "rating": rec["rating"]})
+        if correction:
+            pairs.append({"item_id": rec["item_id"], "listener_id": rec["listener_id"],
+                          "chosen": correction, "rejected": rec["explanation"],
+                          "chosen_record_id": rid, "rejected_record_id": rid, "source": "correction",
+                          "votes_for": None, "votes_against": None})
+    pairs += preference_pairs(sub)
+    res_df = pd.DataFrame(resolved)
+    return {"golden": pd.DataFrame(golden, columns=["record_id", "item_id", "listener_id", "teacher",
+                                                    "explanation", "original", "source", "rating"]),
+            "pairs": pd.DataFrame(pairs, columns=["item_id", "listener_id", "chosen", "rejected",
+                                                  "chosen_record_id", "rejected_record_id", "source",
+                                                  "votes_for", "votes_against"]),
+            "resolved": res_df,
+            "agreement": agreement(sub, res_df)}
+
+
+def preference_pairs(sub: pd.DataFrame) -> list[dict]:
+    """Pool the ranking votes of both records of a candidate pair; majority (or expert) winner is chosen."""
+    if not len(sub):
+        return []
+    sub = sub[sub["pref_winner"].notna() & sub["other_record_id"].notna()]
+    text = dict(zip(sub["record_id"], sub["explanation"]))
+    text.update({o: e for o, e in zip(sub["other_record_id"], sub["other_explanation"]) if o not in text})
+    votes: dict[tuple, list[tuple[str, str]]] = defaultdict(list)
+    meta = {}
+    for r in sub.itertuples():
+        a, b = sorted([r.record_id, r.other_record_id])
+        winner = r.record_id if r.pref_winner == "this" else r.other_record_id
+        votes[(a, b)].append((winner, r.role))
+        meta[(a, b)] = (r.item_id, r.listener_id)
+    out = []
+    for (a, b), v in sorted(votes.items()):
+        expert = [w for w, role in v if role in EXPERT_ROLES]
+        pool = expert or [w for w, _ in v]
+        c = Counter(pool)
+        if c[a] == c[b]:
+            continue
+        win, lose = (a, b) if c[a] > c[b] else (b, a)
+        out.append({"item_id": meta[(a, b)][0], "listener_id": meta[(a, b)][1],
+                    "chosen": text.get(win), "rejected": text.get(lose),
+                    "chosen_record_id": win, "rejected_record_id": lose, "source": "ranking",
+                    "votes_for": c[win], "votes_against": c[lose]})
+    return out
+
+
+# ---------------------------------------------------------------- agreement math (numpy)
+
+def cohen_kappa(a: Sequence, b: Sequence, labels: Sequence | None = None, weights: str | None = None) -> float:
+    """Cohen's kappa of two raters on the same items; weights None | 'linear' | 'quadratic' (ordered labels)."""
+    a, b = list(a), list(b)
+    if len(a) != len(b) or not a:
+        raise ValueError("need two equally long, non-empty rating lists")
+    labels = list(labels) if labels is not None else sorted(set(a) | set(b), key=lambda x: (str(type(x)), x))
+    idx = {lab: i for i, lab in enumerate(labels)}
+    k = len(labels)
+    obs = np.zeros((k, k))
+    for x, y in zip(a, b):
+        obs[idx[x], idx[y]] += 1
+    obs /= obs.sum()
+    exp = np.outer(obs.sum(1), obs.sum(0))
+    i, j = np.indices((k, k))
+    if weights is None:
+        w = (i != j).astype(float)
+    elif weights == "linear":
+        w = np.abs(i - j) / max(k - 1, 1)
+    elif weights == "quadratic":
+        w = ((i - j) / max(k - 1, 1)) ** 2
+    else:
+        raise ValueError(weights)
+    denom = (w * exp).sum()
+    if denom == 0:
+        return 1.0 if (w * obs).sum() == 0 else 0.0
+    return float(1 - (w * obs).sum() / denom)
+
+
+def fleiss_kappa(counts) -> float:
+    """Fleiss' kappa from an (items x categories) matrix of rater counts (same number of raters per item)."""
+    m = np.asarray(counts, dtype=float)
+    n = m.sum(1)
+    if not np.allclose(n, n[0]) or n[0] < 2:
+        raise ValueError("every item needs the same number (>= 2) of ratings")
+    n = n[0]
+    p_j = m.sum(0) / m.sum()
+    p_i = ((m * m).sum(1) - n) / (n * (n - 1))
+    p_bar, p_e = p_i.mean(), (p_j ** 2).sum()
+    if p_e == 1:
+        return 1.0
+    return float((p_bar - p_e) / (1 - p_e))
+
+
+def krippendorff_alpha(data, level: str = "nominal") -> float:
+    """Krippendorff's alpha from a (raters x units) table; None/NaN = missing. level: nominal | interval."""
+    rows = [[None if _is_missing(v) else v for v in row] for row in data]
+    units = list(zip(*rows))
+    values = sorted({v for u in units for v in u if v is not None}, key=lambda x: (str(type(x)), x))
+    if len(values) < 2:
+        return 1.0 if values else float("nan")
+    idx = {v: i for i, v in enumerate(values)}
+    k = len(values)
+    o = np.zeros((k, k))  # coincidence matrix
+    for u in units:
+        vals = [idx[v] for v in u if v is not None]
+        m_u = len(vals)
+        if m_u < 2:
+            continue
+        c = np.bincount(vals, minlength=k).astype(float)
+        o += (np.outer(c, c) - np.diag(c)) / (m_u - 1)
+    n_c = o.sum(1)
+    n = n_c.sum()
+    if n <= 1:
+        return float("nan")
+    if level == "nominal":
+        d = 1.0 - np.eye(k)
+    elif level == "interval":
+        x = np.array(values, dtype=float)
+        d = (x[:, None] - x[None, :]) ** 2
+    else:
+        raise ValueError(level)
+    d_o = (o * d).sum() / n
+    d_e = (np.outer(n_c, n_c) * d).sum() / (n * (n - 1))
+    if d_e == 0:
+        return 1.0
+    return float(1 - d_o / d_e)
+
+
+def agreement(sub: pd.DataFrame, resolved: pd.DataFrame | None = None) -> dict:
+    """Agreement per question and per annotator over submitted responses (see module doc)."""
+    out: dict = {"questions": {}, "annotators": {}}
+    if not len(sub):
+        return out
+    ann = sub[~sub["role"].isin(EXPERT_ROLES)]
+    users = list(ann["username"].value_counts().index)
+    res = resolved.set_index("record_id") if resolved is not None and len(resolved) else None
+    for q in LABEL_QUESTIONS:
+        col = "pref_winner" if q == "preference" else q
+        table = ann.pivot_table(index="username", columns="record_id", values=col, aggfunc="first") \
+            if ann[col].notna().any() else None
+        if table is None:
+            continue
+        table = table.reindex(users).astype(object).where(table.notna(), None)
+        qa: dict = {"n_records": int(table.notna().sum(0).ge(2).sum())}
+        if len(users) >= 2:
+            u1, u2 = users[:2]
+            both = table.loc[[u1, u2]].dropna(axis=1)
+            if both.shape[1]:
+                qa["cohen_kappa"] = {"raters": [u1, u2], "n": int(both.shape[1]),
+                                     "kappa": cohen_kappa(both.loc[u1], both.loc[u2])}
+                if q == "rating":
+                    qa["cohen_kappa"]["kappa_quadratic"] = cohen_kappa(
+                        both.loc[u1], both.loc[u2], labels=[1, 2, 3, 4, 5], weights="quadratic")
+        n_r = table.notna().sum(0)
+        if len(n_r) and n_r.max() >= 2:
+            mode = int(n_r[n_r >= 2].mode().max())
+            cols = table.loc[:, n_r == mode]
+            cats = sorted({v for v in cols.values.ravel() if v is not None}, key=str)
+            if cats:
+                counts = np.array([[sum(1 for v in cols[c] if v == cat) for cat in cats] for c in cols.columns])
+                qa["fleiss_kappa"] = {"raters_per_item": mode, "n": int(len(cols.columns)),
+                                      "kappa": fleiss_kappa(counts)}
+        qa["krippendorff_alpha"] = krippendorff_alpha(table.values.tolist(),
+                                                      "interval" if q == "rating" else "nominal")
+        out["questions"][q] = qa
+    for u in users:
+        mine = ann[ann["username"] == u]
+        stats: dict = {"n_submitted": int(len(mine))}
+        for q in ("rating", "grounded", "tone_ok"):
+            if res is not None and q in res:
+                pairs = [(v, res.at[r, q]) for r, v in zip(mine["record_id"], mine[q])
+                         if not _is_missing(v) and r in res.index and not _is_missing(res.at[r, q])]
+                stats[f"{q}_agree_resolved"] = (float(np.mean([a == b for a, b in pairs])) if pairs else None)
+            ks = []
+            for other in users:
+                if other == u:
+                    continue
+                a = ann[ann["username"] == u].set_index("record_id")[q].dropna()
+                b = ann[ann["username"] == other].set_index("record_id")[q].dropna()
+                common = a.index.intersection(b.index)
+                if len(common):
+                    ks.append(cohen_kappa(a[common], b[common]))
+            stats[f"{q}_mean_kappa"] = float(np.mean(ks)) if ks else None
+        out["annotators"][u] = stats
+    return out
