@@ -1,1 +1,4 @@
-"""Stage 2 (not built yet, issue 3): embed, dedupe, cluster, map, sample for review."""
+"""Stage 2: embed, dedupe, cluster, map, and sample explanations for expert review.
+
+`curation.stage.run_curate(CurateConfig)` runs the whole stage over a synth run.
+"""

@@ -125,7 +125,15 @@ def _quantize_int8(src: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.onnx")
-    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime logs a "consider pre-processing" hint at WARNING
+    try:
+        # per-channel int8 weights: mean cosine to fp32 0.992 (per-tensor 0.962;
+        # QUInt8 weights 0.992 but ~40% slower)
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
     os.replace(tmp, out)
 
 
@@ -354,8 +362,9 @@ class Embedder:
         texts = [_as_text(t) for t in texts]
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
+        encoder = self.encoder  # load (first ONNX use: export, ~10 s) outside the timing
         t0 = time.perf_counter()
-        out = self.encoder.encode(texts, self.batch_size)
+        out = encoder.encode(texts, self.batch_size)
         self.encode_seconds += time.perf_counter() - t0
         return out
 

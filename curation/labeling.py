@@ -57,8 +57,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from itertools import combinations
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -375,7 +374,7 @@ def resolve_value(question: str, votes: Sequence[tuple[Any, str]]):
     if not votes:
         return None
     expert = [v for v, role in votes if role in EXPERT_ROLES]
-    if expert:  # experts outvote annotators; several disagreeing experts: their majority (first on a tie)
+    if expert:  # experts outvote annotators (several experts: their majority)
         votes = [(v, "expert") for v in expert]
     counts = Counter(v for v, _ in votes).most_common()
     top = [v for v, c in counts if c == counts[0][1]]
@@ -562,7 +561,7 @@ def agreement(sub: pd.DataFrame, resolved: pd.DataFrame | None = None) -> dict:
         if table is None:
             continue
         table = table.reindex(users).astype(object).where(table.notna(), None)
-        qa: dict = {"n_records": int(table.notna().sum(0).ge(2).sum())}
+        qa: dict = {"n_records": int(table.notna().sum(axis=0).ge(2).sum())}
         if len(users) >= 2:
             u1, u2 = users[:2]
             both = table.loc[[u1, u2]].dropna(axis=1)
@@ -572,7 +571,7 @@ def agreement(sub: pd.DataFrame, resolved: pd.DataFrame | None = None) -> dict:
                 if q == "rating":
                     qa["cohen_kappa"]["kappa_quadratic"] = cohen_kappa(
                         both.loc[u1], both.loc[u2], labels=[1, 2, 3, 4, 5], weights="quadratic")
-        n_r = table.notna().sum(0)
+        n_r = table.notna().sum(axis=0)
         if len(n_r) and n_r.max() >= 2:
             mode = int(n_r[n_r >= 2].mode().max())
             cols = table.loc[:, n_r == mode]

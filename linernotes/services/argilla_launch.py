@@ -26,8 +26,7 @@ def main(argv: list[str]) -> int:
 
     if argv[:1] == ["--batch"]:
         for cmd in json.loads(argv[1]):
-            print("argilla_server " + " ".join(c if not c.startswith("--pass") else c for c in cmd[:3]),
-                  flush=True)
+            print("argilla_server " + " ".join(cmd[:3]), flush=True)  # no passwords/keys in the log
             try:
                 app(args=cmd, prog_name="argilla_server", standalone_mode=False)
             except SystemExit as e:  # typer may exit 0 after a command

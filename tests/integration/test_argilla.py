@@ -1,0 +1,194 @@
+"""Real Argilla stack (redis + osmem + argilla-server 2.8 + rq worker): push, annotate, pull, resolve.
+
+Starts the stack with `linernotes.services.argilla.up()` (installs its venv on
+first use, ~1 min) unless ARGILLA_API_URL/ARGILLA_API_KEY point at a server;
+annotators submit through the REST API with their own API keys, exactly as
+the UI does. Dataset names are unique per run (the SQLite database persists).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+import httpx
+import pandas as pd
+import pytest
+
+from curation import labeling as lb
+from linernotes.services import argilla as svc
+
+pytestmark = pytest.mark.integration
+
+
+def make_sample(n: int, pairs: int = 2, seed: int = 0) -> pd.DataFrame:
+    """A curated-sample-shaped DataFrame; the first 2*pairs rows are two candidates per (item, listener)."""
+    rows = []
+    for i in range(n):
+        item_i = i if i >= 2 * pairs else i // 2
+        item = {"item_id": f"item{item_i}", "title": f"Night Train {item_i}", "creator": "Ada Lund",
+                "collection": "Blue Hours", "year": 1990 + item_i % 30, "genres": ["jazz", "blues"],
+                "item_type": ["song", "audiobook", "podcast"][item_i % 3]}
+        listener = {"listener_id": f"L{i % 5}" if i >= 2 * pairs else "L0", "country": "SE",
+                    "age_band": "25-34", "taste": ["jazz"],
+                    "history": [{"title": "So What", "creator": "Miles Davis", "genres": ["jazz"]}]}
+        rows.append({
+            "record_id": f"rid-{seed}-{i:04d}", "item_id": item["item_id"], "item_type": item["item_type"],
+            "item": json.dumps(item), "item_title": item["title"], "listener": json.dumps(listener),
+            "explanation": f"Because you play Miles Davis, try Night Train {item_i} by Ada Lund (v{i}).",
+            "facts_used": ["title", "creator", "genres"],
+            "gate_grounding": i % 5 != 3, "gate_style": True, "gate_safety": True,
+            "gate_reasons": json.dumps({"grounding": ["wrong creator"] if i % 5 == 3 else []}),
+            "cluster": i % 4, "cluster_label": f"cluster {i % 4}", "model": "teacher-a",
+            "prompt_version": "p1", "sample_reason": "cluster-stratified"})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    if os.environ.get(svc.ENV_URL) and os.environ.get(svc.ENV_KEY):
+        pytest.skip("external Argilla configured: this test needs the local stack's annotator keys")
+    t0 = time.monotonic()
+    s = svc.up()
+    s.ready_s = time.monotonic() - t0
+    print(f"\n[argilla] stack up in {s.ready_s:.1f}s")
+    yield s
+    pids = dict(s.pids)
+    svc.down()
+    left = {n: p for n, p in pids.items() if svc._pid_alive(p)}
+    assert not left, f"processes survived down(): {left}"
+    assert not svc.status()["running"]
+
+
+@pytest.fixture(scope="module")
+def owner(stack):
+    return stack.client()
+
+
+@pytest.fixture
+def dataset_name(owner):
+    """A fresh dataset name; the dataset is deleted afterwards (the SQLite database persists)."""
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    yield name
+    ds = owner.datasets(name=name)
+    if ds is not None:
+        ds.delete()
+
+
+def _records(client, name):
+    return list(client.datasets(name=name).records(with_suggestions=True, with_responses=True))
+
+
+def _submit(stack, username: str, server_id, values: dict, status: str = "submitted"):
+    h = {"X-Argilla-Api-Key": stack.annotator_api_keys[username]}
+    body = {"values": {q: {"value": v} for q, v in values.items() if v is not None}, "status": status}
+    r = httpx.post(f"{stack.api_url}/api/v1/records/{server_id}/responses", headers=h, json=body, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+def test_push_annotate_pull_resolve(stack, owner, dataset_name):
+    name = dataset_name
+    df = make_sample(10, pairs=2)
+    info = lb.push(df, name, owner)
+    assert info["created"] == 10 and info["total_on_server"] == 10
+    recs = {str(r.id): r for r in _records(owner, name)}
+    assert recs["rid-0-0003"].suggestions["grounded"].value == "wrong_entity"
+    assert recs["rid-0-0000"].fields["other_explanation"] == df.explanation[1]
+
+    # annotators see their queue (they cannot list records: /me/.../search)
+    ds_id = info["dataset_id"]
+    for user in ("annotator", "annotator2"):
+        h = {"X-Argilla-Api-Key": stack.annotator_api_keys[user]}
+        q = httpx.post(f"{stack.api_url}/api/v1/me/datasets/{ds_id}/records/search", headers=h, json={},
+                       params={"limit": 50}, timeout=30)
+        assert q.status_code == 200 and q.json()["total"] == 10
+
+    rank = lambda first: [{"value": first, "rank": 1}, {"value": "other" if first == "this" else "this", "rank": 2}]
+    resp_ids = {}
+    for rid, r in recs.items():
+        i = int(rid.rsplit("-", 1)[1])
+        a1 = {"rating": 5 if i % 5 != 3 else 2, "grounded": "grounded" if i % 5 != 3 else "wrong_entity",
+              "tone_ok": "yes"}
+        a2 = dict(a1)
+        if i == 6:
+            a2["rating"] = 4
+        if i == 7:  # disagreement on grounding
+            a2["grounded"] = "unsupported_fact"
+        if i == 3:
+            a2["corrected_explanation"] = "Because you play Miles Davis, try Night Train 3 (Blue Hours)."
+        if r.fields.get("other_explanation"):
+            # pair (0,1): both prefer record 0; pair (2,3): annotators split -> no ranking pair
+            a1["preference"] = rank("this" if i in (0, 2) else "other")
+            a2["preference"] = rank("this" if i in (0, 3) else "other")
+        resp_ids[rid] = _submit(stack, "annotator", r._server_id, a1)["id"]
+        _submit(stack, "annotator2", r._server_id, a2)
+    # updating a response (a scripted update in stock argilla) works too: rating 5 -> 4
+    h = {"X-Argilla-Api-Key": stack.annotator_api_keys["annotator"]}
+    upd = httpx.put(f"{stack.api_url}/api/v1/responses/{resp_ids['rid-0-0009']}", headers=h, timeout=30,
+                    json={"values": {"rating": {"value": 4}, "grounded": {"value": "grounded"},
+                                     "tone_ok": {"value": "yes"}}, "status": "submitted"})
+    assert upd.status_code == 200, upd.text
+
+    # the search index saw the responses: progress counts completed records (min_submitted=2)
+    p = httpx.get(f"{stack.api_url}/api/v1/datasets/{ds_id}/progress",
+                  headers={"X-Argilla-Api-Key": stack.owner_api_key}, timeout=30).json()
+    assert p["completed"] == 10, p
+
+    responses = lb.pull(name, owner)
+    assert len(responses) == 20 and set(responses.username) == {"annotator", "annotator2"}
+    out = lb.resolve(responses)
+    golden = out["golden"].set_index("record_id")
+    assert golden.at["rid-0-0003", "source"] == "corrected"
+    assert "rid-0-0007" not in golden.index  # grounded tie -> unresolved -> not golden
+    assert "rid-0-0008" not in golden.index  # wrong_entity, rating 2
+    assert len(golden) == 8
+    assert out["resolved"].set_index("record_id").at["rid-0-0009", "rating"] == 4  # 4 vs 5: tie -> lower
+    pairs = out["pairs"]
+    ranking = pairs[pairs.source == "ranking"]
+    assert list(zip(ranking.chosen_record_id, ranking.rejected_record_id)) == [("rid-0-0000", "rid-0-0001")]
+    assert (pairs.source == "correction").sum() == 1
+    ag = out["agreement"]
+    assert ag["questions"]["grounded"]["cohen_kappa"]["n"] == 10
+    assert 0 < ag["questions"]["grounded"]["cohen_kappa"]["kappa"] < 1
+    assert set(ag["annotators"]) == {"annotator", "annotator2"}
+    print("\n[argilla] agreement:", json.dumps(ag["questions"], default=str)[:600])
+
+
+def test_repush_and_interrupted_push(stack, owner, dataset_name):
+    name = dataset_name
+    df = make_sample(12, pairs=1, seed=1)
+    first = lb.push(df.iloc[:6], name, owner)  # an interrupted push: only half made it
+    assert first["total_on_server"] == 6
+    full = lb.push(df, name, owner)
+    assert (full["created"], full["updated"], full["total_on_server"]) == (6, 6, 12)
+    # change a gate -> suggestion updated in place, no duplicate
+    df2 = df.copy()
+    df2.loc[0, "gate_grounding"] = False
+    again = lb.push(df2, name, owner)
+    assert again["total_on_server"] == 12 and again["created"] == 0
+    recs = {str(r.id): r for r in _records(owner, name)}
+    assert len(recs) == 12 and set(recs) == set(df.record_id)
+    assert recs[df.record_id[0]].suggestions["grounded"].value == "unsupported_fact"  # was "grounded"
+
+
+def test_rates_200_records(stack, owner, dataset_name):
+    """Push/pull rates for ~200 records (printed; loose floor only)."""
+    name = dataset_name
+    df = make_sample(200, pairs=10, seed=2)
+    t0 = time.monotonic()
+    info = lb.push(df, name, owner)
+    push_s = time.monotonic() - t0
+    recs = _records(owner, name)
+    for r in recs[:50]:
+        for u in ("annotator", "annotator2"):
+            _submit(stack, u, r._server_id, {"rating": 4, "grounded": "grounded", "tone_ok": "yes"})
+    t0 = time.monotonic()
+    responses = lb.pull(name, owner)
+    pull_s = time.monotonic() - t0
+    st = svc.status()
+    print(f"\n[argilla] push 200: {push_s:.1f}s ({200 / push_s:.0f} rec/s); "
+          f"pull 200 (100 responses): {pull_s:.1f}s ({200 / pull_s:.0f} rec/s); rss_mb {st['rss_mb']}")
+    assert info["total_on_server"] == 200 and len(responses) == 100
