@@ -38,6 +38,11 @@ Row formats (what the fine-tuning stage trains on):
 token (argument or $HF_TOKEN) are given and the hub is not forced offline
 ($HF_HUB_OFFLINE); otherwise it says so and stays local.
 
+`publish_runs(synth_run, curate_run, label_run)` does all of it from run directories
+(the label run is `curation.label_stage.pull_and_resolve`'s: golden/pairs/resolved
+parquet files). `load_table(folder, config)` reads a table back bypassing the
+`datasets` cache (which is keyed by folder name + config, not content).
+
 `refresh_golden_examples(golden_df)` rewrites the editable few-shot file
 (synth/data/golden_examples.yaml) from the expert golden set.
 """
@@ -103,13 +108,14 @@ def answer_json(explanation: str, facts_used: Sequence[str] = ()) -> str:
 
 
 def facts_in_text(text: str, facts: Iterable[str]) -> list[str]:
-    """The facts (e.g. 'Metallica', 'duration_min: 8.6') whose value occurs in `text` (case-insensitive)."""
+    """The facts (e.g. 'Metallica', 'duration_min: 8.6') whose value occurs in `text` as whole
+    words (case-insensitive: 'Metal' is not in 'Metallica')."""
     low = (text or "").lower()
     out = []
     for f in facts or []:
         f = str(f)
         value = f.split(":", 1)[1].strip() if re.match(r"^[a-z_]+:\s", f) else f
-        if value and value.lower() in low:
+        if value and re.search(r"(?<!\w)" + re.escape(value.lower()) + r"(?!\w)", low):
             out.append(f)
     return out
 
@@ -267,7 +273,8 @@ def schema(features) -> dict[str, str]:
 
 
 def dataset_card(*, name: str, configs: dict[str, dict], lineage_info: list[dict],
-                 licence_notes: Mapping[str, str] | Sequence[str] | str | None) -> str:
+                 licence_notes: Mapping[str, str] | Sequence[str] | str | None,
+                 empty: Sequence[str] = ()) -> str:
     """README.md text: YAML front matter with `configs:`, then schema/counts/lineage/licences."""
     front = {
         "pretty_name": name,
@@ -295,6 +302,8 @@ def dataset_card(*, name: str, configs: dict[str, dict], lineage_info: list[dict
         lines += ["| column | type |", "|---|---|"]
         lines += [f"| `{k}` | `{v}` |" for k, v in info["schema"].items()]
         lines.append("")
+    if empty:
+        lines += ["Configs with no rows this time (left out): " + ", ".join(f"`{c}`" for c in empty), ""]
     lines += ["## Lineage", ""]
     if lineage_info:
         lines += ["| run | stage | created | config fingerprint | seed | teacher | prompt version |",
@@ -331,30 +340,61 @@ DESCRIPTIONS = {
 }
 
 
-def _to_dataset(table):
+def features(config: str):
+    """Fixed `datasets.Features` of the sft / preferences rows (None for raw_generations), so
+    every publish has the same schema, empty tables included."""
     import datasets
 
+    s = datasets.Value("string")
+    msgs = datasets.List({"role": s, "content": s})
+    if config == "sft":
+        return datasets.Features({"record_id": s, "item_id": s, "item_type": s, "listener_id": s,
+                                  "prompt_version": s, "messages": msgs, "source": s, "golden_source": s})
+    if config == "preferences":
+        return datasets.Features({"item_id": s, "item_type": s, "listener_id": s, "prompt": msgs,
+                                  "chosen": msgs, "rejected": msgs, "chosen_record_id": s,
+                                  "rejected_record_id": s, "source": s})
+    return None
+
+
+def _to_dataset(table, config: str):
+    import datasets
+
+    feats = features(config)
     if isinstance(table, pd.DataFrame):
-        return datasets.Dataset.from_pandas(table, preserve_index=False)
-    return datasets.Dataset.from_list(list(table))
+        if feats is not None:
+            table = table.to_dict("records")
+        else:
+            return datasets.Dataset.from_pandas(table, preserve_index=False)
+    rows = list(table)
+    if feats is not None and rows and set(rows[0]) == set(feats):
+        return datasets.Dataset.from_list([{k: r.get(k) for k in feats} for r in rows], features=feats)
+    if feats is not None and not rows:
+        return datasets.Dataset.from_dict({k: [] for k in feats}, features=feats)
+    return datasets.Dataset.from_list(rows)
 
 
 def build_hub_folder(out_dir: str | Path, *, sft=None, preferences=None, raw=None,
                      lineage_runs: Iterable = (), name: str = DEFAULT_NAME,
                      licence_notes: Mapping[str, str] | Sequence[str] | str | None = None) -> Path:
-    """Write the tables (DataFrame or list of dicts; None = config left out) as a Hub-layout
-    dataset folder with a dataset card; returns the folder. Stale shards of configs not
+    """Write the tables (DataFrame or list of dicts; None or no rows = config left out) as a
+    Hub-layout dataset folder with a dataset card; returns the folder. Stale shards of configs not
     written this time are removed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     configs: dict[str, dict] = {}
+    empty: list[str] = []
     for config, table in (("sft", sft), ("preferences", preferences), ("raw_generations", raw)):
         shard = out / "data" / config / SHARD
         if table is None:
             if shard.exists():
                 shard.unlink()
             continue
-        ds = _to_dataset(table)
+        ds = _to_dataset(table, config)
+        if ds.num_rows == 0:  # `datasets` cannot load a split with no rows: leave the config out
+            shard.unlink(missing_ok=True)
+            empty.append(config)
+            continue
         shard.parent.mkdir(parents=True, exist_ok=True)
         tmp = shard.with_suffix(".parquet.tmp")
         ds.to_parquet(str(tmp))
@@ -367,9 +407,19 @@ def build_hub_folder(out_dir: str | Path, *, sft=None, preferences=None, raw=Non
     if not configs:
         raise ValueError("nothing to publish: give at least one of sft, preferences, raw")
     notes = LICENCE_NOTES if licence_notes is None else licence_notes
-    card = dataset_card(name=name, configs=configs, lineage_info=lineage(lineage_runs), licence_notes=notes)
+    card = dataset_card(name=name, configs=configs, lineage_info=lineage(lineage_runs), licence_notes=notes,
+                        empty=empty)
     (out / "README.md").write_text(card)
     return out
+
+
+def load_table(folder: str | Path, config: str, split: str = "train"):
+    """`datasets.load_dataset(folder, config)` without its cache: `datasets` keys a local
+    folder's cache by folder *name* + config (not content), so a rebuilt folder, or another
+    folder with the same name, would otherwise read back stale rows."""
+    import datasets
+
+    return datasets.load_dataset(str(folder), config, split=split, download_mode="force_redownload")
 
 
 def read_card_front_matter(folder: str | Path) -> dict:
@@ -411,6 +461,31 @@ def publish(out_dir: str | Path, repo_id: str | None = None, token: str | None =
         return {"folder": folder, "pushed": True, "url": str(url), "message": msg}
     print(f"[publish] {msg}", flush=True)
     return {"folder": folder, "pushed": False, "url": None, "message": msg}
+
+
+def publish_runs(synth_run, curate_run=None, label_run=None, out_dir: str | Path | None = None, *,
+                 repo_id: str | None = None, token: str | None = None, include_gated: bool = True,
+                 name: str = DEFAULT_NAME) -> Path:
+    """Publish from run directories: the synth run's rows (raw + gated synthetic SFT rows), the
+    label run's golden.parquet / pairs.parquet / resolved.parquet (`curation.label_stage`),
+    lineage from all given runs. Default folder: <runs>/publish-<label or synth run name>.
+    Returns the folder."""
+    from linernotes import paths
+
+    synth_path = _run_path(synth_run)
+    raw = pd.read_parquet(synth_path / "data" / SHARD)
+    labels: dict[str, Any] = {}
+    if label_run is not None:
+        lp = _run_path(label_run)
+        for key in ("golden", "pairs", "resolved"):
+            f = lp / f"{key}.parquet"
+            labels[key] = pd.read_parquet(f) if f.exists() else None
+    tables = tables_from_labels(labels, raw, include_gated=include_gated)
+    runs = [r for r in (synth_run, curate_run, label_run) if r is not None]
+    out = Path(out_dir) if out_dir else paths.runs_dir() / f"publish-{_run_path(runs[-1]).name}"
+    res = publish(out, repo_id=repo_id, token=token, sft=tables["sft"], preferences=tables["preferences"],
+                  raw=raw, lineage_runs=runs, name=name)
+    return res["folder"]
 
 
 # ---------------------------------------------------------------- golden few-shot file
@@ -473,7 +548,8 @@ def refresh_golden_examples(golden_df: pd.DataFrame, path: str | Path | None = N
     path = Path(path) if path else DEFAULT_GOLDEN
     text = path.read_text() if path.exists() else ""
     header = _header(text)
-    existing = [e for e in ((yaml.safe_load(text) or []) if text else []) if not e.get("record_id")]
+    in_file = (yaml.safe_load(text) or []) if text else []
+    existing = [e for e in in_file if not e.get("record_id")]  # hand-written entries
     raw_by_id = {str(r["record_id"]): r for r in _records(raw)} if raw is not None else None
     rows = _records(golden_df)
     rank = {"corrected": 0, "approved": 1}
@@ -489,7 +565,7 @@ def refresh_golden_examples(golden_df: pd.DataFrame, path: str | Path | None = N
         if len(bucket) < per_type:
             bucket.append(entry)
     order = []
-    for e in existing:  # type order of the file first, then new types
+    for e in in_file:  # type order of the file first, then new types
         if e.get("item_type") not in order:
             order.append(e.get("item_type"))
     order += sorted(t for t in new if t not in order)

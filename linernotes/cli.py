@@ -175,7 +175,7 @@ def _demo_label(curated, con):
     con.print(f"pushed {info['pushed']} records to {name!r} ({info['records_per_s']} records/s); "
               f"created {info['created']}, updated {info['updated']}")
     done = label_stage.demo_annotate(stack, info["dataset_id"], label_stage.sample_frame(curated))
-    con.print(f"answers from the {done['who']}s: {done['submitted']}")
+    con.print(f"answers submitted by the {done['who']}: {done['submitted']}")
     label_run = label_stage.pull_and_resolve(name, stack.client(),
                                              lineage={"curate_run": str(curated.path)})
     counts = label_run.manifest()["counts"]
@@ -234,6 +234,17 @@ def cmd_label(args: argparse.Namespace) -> int:
     from linernotes.runs import RunDir
 
     curate_run = RunDir(args.curate_run) if args.curate_run else None
+    if args.action == "refresh-golden":
+        import pandas as pd
+
+        from curation.publish import refresh_golden_examples
+
+        label, curated, synth = _lineage(args.label_run)
+        raw = synth.load_dataset().to_pandas()
+        n = refresh_golden_examples(pd.read_parquet(label.path / "golden.parquet"),
+                                    args.golden_file, raw=raw)
+        print(f"{n} golden-set examples written to {args.golden_file or 'synth/data/golden_examples.yaml'}")
+        return 0
     if args.action == "push":
         curate_run = curate_run or latest_run("curate")
         info = label_stage.push_curated(curate_run, args.dataset)
@@ -251,6 +262,26 @@ def cmd_label(args: argparse.Namespace) -> int:
         if ds is None:
             raise ValueError(f"no Argilla dataset {name!r}; run `linernotes label push` first")
         print(json.dumps(ds.progress(with_users_distribution=True), indent=2, default=str))
+    return 0
+
+
+def _lineage(label_run: str | None):
+    """(label run, curation run, synth run), each found from the one after it."""
+    from curation.stage import latest_run
+    from linernotes.runs import RunDir
+
+    label = RunDir(label_run) if label_run else latest_run("label")
+    curated = RunDir(label.manifest().get("lineage", {}).get("curate_run") or latest_run("curate").path)
+    synth = RunDir(curated.manifest().get("input_run") or latest_run("synth").path)
+    return label, curated, synth
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from curation.publish import publish_runs
+
+    label, curated, synth = _lineage(args.label_run)
+    out = publish_runs(synth, curated, label, out_dir=args.out, repo_id=args.repo_id)
+    print(f"published: {out}")
     return 0
 
 
@@ -299,10 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_services)
 
     p = sub.add_parser("label", help="expert labeling in Argilla: push a curated sample, pull answers")
-    p.add_argument("action", choices=["push", "pull", "status"])
+    p.add_argument("action", choices=["push", "pull", "status", "refresh-golden"])
     p.add_argument("--curate-run", default=None, help="curation run (default: the newest)")
     p.add_argument("--dataset", default=None, help="Argilla dataset name (default from the run)")
+    p.add_argument("--label-run", default=None, help="refresh-golden: label run (default: newest)")
+    p.add_argument("--golden-file", default=None,
+                   help="refresh-golden: few-shot file to rewrite (default: synth's editable file)")
     p.set_defaults(fn=cmd_label)
+
+    p = sub.add_parser("publish", help="golden set + preferences + raw generations in Hub layout")
+    p.add_argument("--label-run", default=None, help="default: the newest label run")
+    p.add_argument("--out", default=None, help="folder (default: runs/publish-<label run>)")
+    p.add_argument("--repo-id", default=None, help="push to this Hub dataset repo (needs HF_TOKEN)")
+    p.set_defaults(fn=cmd_publish)
 
     p = sub.add_parser("runs", help="list run directories")
     p.set_defaults(fn=cmd_runs)

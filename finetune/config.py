@@ -1,0 +1,74 @@
+"""Stage 3 config: LoRA SFT of a small Llama (SmolLM2) on the published SFT rows.
+
+Same pattern as `linernotes.config` (a dataclass, a YAML recipe, `--field`
+flags on top via `load_config` / `add_dataclass_args`), so a fine-tuning run's
+config is one object that its manifest records whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+BACKENDS = ("peft", "unsloth")
+
+# Fields that say where/how the run is written or resumed, not what it learns.
+_NOT_FINGERPRINTED = ("runs_dir", "run_name", "train_data", "eval_data", "save_steps",
+                      "save_total_limit", "resume", "logging_steps")
+
+
+@dataclass
+class FinetuneConfig:
+    """Stage 3: LoRA SFT. backend "peft" (CPU or GPU) or "unsloth" (CUDA GPU only)."""
+
+    name: str = "finetune"
+    seed: int = 17
+    backend: str = "peft"  # peft | unsloth
+    base_model: str | None = None  # HF folder; default: packaged SmolLM2 (linernotes.hfmodel)
+    # data: a parquet/jsonl file or a folder holding one (CLI); train_sft() takes rows directly
+    train_data: str | None = None
+    eval_data: str | None = None
+    eval_split: float = 0.0  # fraction of train rows held out for eval when eval_data is None
+    max_length: int = 128  # tokens per example; longer examples are dropped (counted in the manifest)
+    packing: bool = False
+    assistant_only_loss: bool = True  # loss on the final assistant turn only
+    # LoRA
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
+    # optimisation
+    lr: float = 2e-4
+    lr_scheduler: str = "linear"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    epochs: float = 1.0
+    max_steps: int = -1  # >0 overrides epochs
+    per_device_batch_size: int = 4
+    grad_accum: int = 1
+    # checkpoints, logs
+    save_steps: int = 50
+    save_total_limit: int = 2  # complete checkpoints kept (oldest deleted after a newer one is complete)
+    logging_steps: int = 1
+    resume: bool = True  # continue from the newest complete checkpoint of the same run
+    # output
+    runs_dir: str | None = None  # default: ./runs
+    run_name: str | None = None  # default: finetune-<config hash>-<data hash>
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"config field 'backend': expected one of {BACKENDS}, got {self.backend!r}")
+        if not 0.0 <= self.eval_split < 1.0:
+            raise ValueError(f"config field 'eval_split': expected 0 <= x < 1, got {self.eval_split!r}")
+        if self.max_length < 8:
+            raise ValueError(f"config field 'max_length': too small ({self.max_length})")
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the trained adapter (not where it is written)."""
+        data = dataclasses.asdict(self)
+        for key in _NOT_FINGERPRINTED:
+            data.pop(key, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
