@@ -606,7 +606,7 @@ class DedupeIndex:
             else:
                 i, j, s = self.semantic_edges
                 keep = s >= sem
-                i, j, sim = i[keep], j[keep], s[keep]
+                i, j = i[keep], j[keep]
                 thr = sem
                 why = f"embedding cosine >= {sem} (k={cfg.semantic_k} neighbours); {block_note}"
             ei.append(i)

@@ -19,7 +19,6 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from linernotes import paths
 from linernotes.config import CurateConfig

@@ -19,7 +19,6 @@ import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 from linernotes import paths
 from linernotes.config import (CurateConfig, SynthConfig, add_dataclass_args, load_config,

@@ -18,7 +18,6 @@ return the cached folder at once. `python -m linernotes.hfmodel [--force]`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -37,14 +36,8 @@ def _complete(folder: Path) -> bool:
     return all((folder / f).exists() for f in REQUIRED_FILES) and (folder / META_FILE).exists()
 
 
-@contextlib.contextmanager
 def _lock(name: str):
-    with open(paths.models_dir() / f".{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return paths.file_lock(paths.models_dir() / f".{name}.lock")
 
 
 def smollm2_hf_dir(force: bool = False) -> Path:

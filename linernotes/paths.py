@@ -8,6 +8,8 @@ when present. Runs go to `./runs` unless told otherwise.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -63,3 +65,16 @@ def runs_dir() -> Path:
 
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """Exclusive lock on `path` across processes: a second installer or
+    converter waits, then finds the first one's result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

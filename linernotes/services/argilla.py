@@ -32,8 +32,6 @@ sorting, simple text queries; not Elasticsearch's scoring).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -111,14 +109,8 @@ def _run(cmd: list[str], env: dict | None = None) -> None:
         raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n" + "\n".join(tail))
 
 
-@contextlib.contextmanager
 def _lock(name: str):
-    with open(paths.services_dir() / f"{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return paths.file_lock(paths.services_dir() / f"{name}.lock")
 
 
 def install_redis() -> str:

