@@ -7,13 +7,15 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test services
+.PHONY: bootstrap setup demo test services
 
-setup:
+bootstrap:
 	@bash scripts/bootstrap.sh
+
+setup: bootstrap
 	@.venv/bin/linernotes setup
 
-demo: setup
+demo: bootstrap
 	@.venv/bin/linernotes demo
 
 services: setup

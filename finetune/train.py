@@ -378,6 +378,8 @@ def prepare_training(config: FinetuneConfig, train_rows: Sequence[Mapping[str, A
     from transformers import AutoTokenizer, set_seed
     from trl import SFTConfig
 
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
     set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
@@ -468,6 +470,7 @@ def train_sft(config: FinetuneConfig, train_rows: Sequence[Mapping[str, Any]],
     if probe.is_complete():
         return probe
     t0 = time.monotonic()
+    load_before = _loadavg()
     prep = prepare_training(config, train_rows, eval_rows, run=probe)
     trainer, run, tracker = prep.trainer, prep.run, prep.tracker
     result = trainer.train(resume_from_checkpoint=prep.resume_from)
@@ -496,6 +499,9 @@ def train_sft(config: FinetuneConfig, train_rows: Sequence[Mapping[str, Any]],
         "backend": config.backend,
         "device": "cuda" if trainer.args.use_cpu is False and _cuda() else "cpu",
         "torch_threads": _torch_threads(),
+        # step timings are only comparable on a quiet machine: other processes on the
+        # same cores slow CPU training many-fold (1-minute load average before/after)
+        "load_average": {"before": load_before, "after": _loadavg(), "cpus": os.cpu_count()},
         "base_model": prep.base_model,
         "data": {"fingerprint": prep.data_fingerprint, "train_rows": prep.train.n_rows,
                  "train_examples": prep.train.n_examples,
@@ -530,6 +536,13 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _torch_threads() -> int:
