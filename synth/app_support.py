@@ -201,7 +201,7 @@ def stream_synth(config: SynthConfig, *, force: bool = False, poll_s: float = 0.
     run = run_dir_for(config)
     planned = len(config.item_types) * config.n_per_type
     cache = CallCache(paths.cache_db())
-    before = sum(cache.stats(run.name).values())
+    before = sum(cache.stats_for_run(run.name).values())
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "TERM": "dumb",
                  "COLUMNS": "160", **(env or {})}
     proc = subprocess.Popen(synth_argv(config, force=force), stdout=subprocess.PIPE,
@@ -233,7 +233,7 @@ def stream_synth(config: SynthConfig, *, force: bool = False, poll_s: float = 0.
                 elif line.strip():
                     _append_line(progress.lines, line)
             progress.elapsed_s = time.monotonic() - t0
-            progress.calls_done = sum(cache.stats(run.name).values()) - before
+            progress.calls_done = sum(cache.stats_for_run(run.name).values()) - before
             if eof and proc.poll() is not None:
                 progress.returncode = proc.wait()
                 yield progress

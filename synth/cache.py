@@ -116,6 +116,15 @@ class CallCache:
             "SELECT key, COUNT(*) FROM events WHERE kind = 'miss' "
             "GROUP BY key HAVING COUNT(*) > 1").fetchall()
 
+    def stats_for_run(self, run_name: str) -> dict[str, int]:
+        """Events of every attempt of a run (attempt ids are '<run name>@<when>-<pid>')."""
+        rows = self._conn.execute(
+            "SELECT kind, COUNT(*) FROM events WHERE run_id = ? OR substr(run_id, 1, ?) = ? "
+            "GROUP BY kind", (run_name, len(run_name) + 1, run_name + "@"))
+        out = {"hit": 0, "miss": 0, "error": 0}
+        out.update(dict(rows.fetchall()))
+        return out
+
     def count(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
 

@@ -76,3 +76,11 @@ def test_parse_explanation(text, ok):
     assert (error is None) == ok
     if ok:
         assert parsed["facts_used"] == ["Rock"]
+
+
+def test_stats_for_run_counts_every_attempt(tmp_path):
+    cache = CallCache(tmp_path / "c.sqlite")
+    cache.log("k1", "synth-abc@20261122T1-1", "miss")
+    cache.log("k2", "synth-abc@20261122T2-2", "hit")
+    cache.log("k3", "synth-abcd@20261122T2-2", "hit")  # another run: not counted
+    assert cache.stats_for_run("synth-abc") == {"hit": 1, "miss": 1, "error": 0}
