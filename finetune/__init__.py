@@ -1,4 +1,4 @@
 """Stage 3 (issue 5, in progress): LoRA SFT of the student on CPU (PEFT + TRL) works:
 `finetune.train.train_sft(FinetuneConfig, rows)`, atomic checkpoints, SIGKILL resume.
-Not built yet: DPO, the evaluation report card / MMLU guardrail, GGUF export and its
+MMLU guardrail data + scorer: `finetune/mmlu.py`. Not built yet: DPO, the report card, GGUF export and its
 gate, the CLI commands, the marimo app, the GPU (Unsloth) check and the benchmark."""
