@@ -345,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list run directories")
     p.set_defaults(fn=cmd_runs)
+
+    from finetune.cli import add_parsers as add_finetune_parsers
+    from serve.cli import add_parser as add_serve_parser
+    add_finetune_parsers(sub)  # finetune, dpo, eval, export
+    add_serve_parser(sub)      # serve
     return ap
 
 
