@@ -75,3 +75,52 @@ class FinetuneConfig:
         for key in _NOT_FINGERPRINTED:
             data.pop(key, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+
+_DPO_NOT_FINGERPRINTED = ("runs_dir", "run_name", "preference_data", "save_steps", "save_total_limit",
+                          "resume", "logging_steps", "num_threads")
+
+
+@dataclass
+class DPOStageConfig:
+    """Stage 3b: DPO on the labelers' preference pairs, continuing the SFT adapter.
+
+    The SFT adapter is trained further; the reference is a frozen copy of that
+    same adapter (TRL loads it as adapter "ref"), so DPO moves away from the SFT
+    model, not from the untuned base.
+    """
+
+    name: str = "dpo"
+    seed: int = 17
+    backend: str = "peft"  # peft | unsloth (CUDA only)
+    sft_run: str | None = None  # finetune run folder (its adapter/ is the starting point); default: newest
+    preference_data: str | None = None  # published dataset folder / parquet / jsonl with prompt, chosen, rejected
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    max_length: int = 512
+    lr: float = 5e-5
+    lr_scheduler: str = "linear"
+    warmup_steps: int = 0
+    epochs: float = 1.0
+    max_steps: int = -1
+    per_device_batch_size: int = 2
+    grad_accum: int = 1
+    save_steps: int = 50
+    save_total_limit: int = 2
+    logging_steps: int = 1
+    num_threads: int = 0
+    resume: bool = True
+    runs_dir: str | None = None
+    run_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"config field 'backend': expected one of {BACKENDS}, got {self.backend!r}")
+        if self.beta <= 0:
+            raise ValueError(f"config field 'beta': expected > 0, got {self.beta!r}")
+
+    def fingerprint(self) -> str:
+        data = dataclasses.asdict(self)
+        for key in _DPO_NOT_FINGERPRINTED:
+            data.pop(key, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]

@@ -186,9 +186,11 @@ def _make_callback(tracker: _Tracker):
         def on_log(self, args, state, control, logs=None, **kw):
             logs = logs or {}
             if "loss" in logs and tracker.pending is not None and tracker.pending["step"] == state.global_step:
-                for key in ("loss", "learning_rate", "grad_norm"):
-                    if key in logs:
-                        tracker.pending[key] = float(logs[key])
+                for key, value in logs.items():
+                    # DPO logs rewards/*, logps/*, logits/* next to the loss
+                    if key in ("loss", "learning_rate", "grad_norm") or key.startswith("rewards/"):
+                        if isinstance(value, (int, float)):
+                            tracker.pending[key] = float(value)
                 tracker.flush()
             elif "train_runtime" in logs or "train_loss" in logs:
                 tracker.summary.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
@@ -235,11 +237,15 @@ def read_log(run: RunDir | Path) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- trainer
 
-def _trainer_class():
-    from trl import SFTTrainer
+def _trainer_class(kind: str = "sft"):
+    """TRL's SFTTrainer or DPOTrainer with atomic checkpoints and per-step batch logs."""
+    if kind == "dpo":
+        from trl import DPOTrainer as Base
+    else:
+        from trl import SFTTrainer as Base
 
-    class LinernotesSFTTrainer(SFTTrainer):
-        """SFTTrainer whose checkpoints appear atomically and whose batches are logged."""
+    class LinernotesTrainer(Base):
+        """A TRL trainer whose checkpoints appear atomically and whose batches are logged."""
 
         _tracker: _Tracker | None = None
         _staging_root: str | None = None
@@ -287,7 +293,7 @@ def _trainer_class():
                     (old / CHECKPOINT_MARKER).unlink(missing_ok=True)  # unmark first, then delete
                     shutil.rmtree(old, ignore_errors=True)
 
-    return LinernotesSFTTrainer
+    return LinernotesTrainer
 
 
 @dataclass
