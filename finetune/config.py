@@ -124,3 +124,33 @@ class DPOStageConfig:
         for key in _DPO_NOT_FINGERPRINTED:
             data.pop(key, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+
+@dataclass
+class EvalConfig:
+    """Report card: base vs tuned on held-out (item, listener) pairs + the MMLU guardrail."""
+
+    name: str = "eval"
+    run: str | None = None  # finetune or dpo run folder (its adapter/); default: the newest
+    catalog_dir: str | None = None  # default: the ingested catalog (LINERNOTES_HOME/catalog)
+    item_types: list[str] = field(default_factory=lambda: ["music", "book", "podcast"])
+    n_per_type: int = 4  # held-out (item, listener) pairs per item type
+    seed: int = 101  # held-out pairs are planned with this seed, then any training item is excluded
+    max_new_tokens: int = 96
+    batch_size: int = 8
+    mmlu_n: int = 100  # 0 skips the guardrail
+    mmlu_seed: int = 0
+    judge_base_url: str | None = None  # an OpenAI-compatible teacher endpoint; none: no judge score
+    judge_model: str | None = None
+    judge_api_key_env: str = "OPENAI_API_KEY"
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_per_type < 1:
+            raise ValueError(f"config field 'n_per_type': expected >= 1, got {self.n_per_type!r}")
+
+    def fingerprint(self) -> str:
+        data = dataclasses.asdict(self)
+        data.pop("run", None)
+        data.pop("num_threads", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]

@@ -1,0 +1,66 @@
+"""Report card: base vs tuned on held-out pairs of the fixture catalog, real SmolLM2 on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from finetune.config import EvalConfig, FinetuneConfig
+from finetune.evaluate import evaluate, heldout_pairs, score_outputs, summarize
+from finetune.train import train_sft
+from test_finetune import _rows
+
+
+def test_scoring_counts_unparsable_as_failing_and_measures_diversity(fixture_catalog_dir):
+    from synth.catalog.ingest import load_catalog
+
+    catalog = load_catalog(fixture_catalog_dir)
+    pairs = heldout_pairs(catalog, EvalConfig(item_types=["music"], n_per_type=2), set())
+    item = pairs[0].item
+    good = json.dumps({"explanation": f"{item.title} by {item.creator} suits your taste.",
+                       "facts_used": [item.title, item.creator]})
+    rows = score_outputs([good, "Sure! Here is a great song for you"], pairs[:2])
+    assert rows[0]["parsed"] and rows[0]["grounding_passed"], rows[0]["reasons"]
+    assert not rows[1]["parsed"] and not rows[1]["grounding_passed"] and not rows[1]["style_passed"]
+    s = summarize(rows)
+    assert s["parse_rate"] == 0.5 and s["grounding_pass"] == 0.5
+    assert s["unique_sentence_ratio"] == 1.0 and s["distinct_2"] == 1.0
+    assert s["words"]["all"] == [len(rows[0]["explanation"].split())]
+
+
+def test_heldout_pairs_exclude_training_items(fixture_catalog_dir):
+    from synth.catalog.ingest import load_catalog
+
+    catalog = load_catalog(fixture_catalog_dir)
+    cfg = EvalConfig(item_types=["music"], n_per_type=3)
+    first = heldout_pairs(catalog, cfg, set())
+    again = heldout_pairs(catalog, cfg, {first[0].item.item_id})
+    assert first == heldout_pairs(catalog, cfg, set())  # seeded
+    assert first[0].item.item_id not in {p.item.item_id for p in again}
+
+
+@pytest.mark.slow
+def test_report_card_base_vs_tuned(tmp_path, fixture_catalog_dir):
+    import torch
+
+    torch.set_num_threads(1)
+    run = train_sft(FinetuneConfig(runs_dir=str(tmp_path / "runs"), max_length=128, per_device_batch_size=2,
+                                   save_steps=1000, lr=1e-3, max_steps=2, num_threads=1), _rows(8))
+    cfg = EvalConfig(catalog_dir=str(fixture_catalog_dir), item_types=["music", "podcast"], n_per_type=1,
+                     mmlu_n=8, max_new_tokens=24, num_threads=1)
+    out = evaluate(cfg, run.path, progress=False)
+    report = json.loads((out / "report.json").read_text())
+    for side in ("base", "tuned"):
+        assert report[side]["n"] == 2
+        assert 0.0 <= report[side]["grounding_pass"] <= 1.0
+    mm = report["mmlu"]
+    assert mm["n"] == 8 and mm["ci95"][0] <= mm["delta"] <= mm["ci95"][1]
+    assert mm["passed"] == (mm["ci95"][1] >= mm["threshold"])
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 and {s["item_id"] for s in samples} == {h["item_id"] for h in report["heldout"]}
+    md = (out / "report.md").read_text()
+    assert "MMLU guardrail" in md and "| grounding gate pass |" in md
+    assert "plotly" in (out / "report.html").read_text()[:2_000_000].lower()
+    stamp = (out / "COMPLETE").read_text()
+    assert evaluate(cfg, run.path, progress=False) == out and (out / "COMPLETE").read_text() == stamp
