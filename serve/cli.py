@@ -1,11 +1,87 @@
-"""`linernotes serve` argument parser (filled in by the serve stage, issue 6)."""
+"""`linernotes serve [MODEL]`: the bundled endpoint in the foreground (Ctrl-C stops it).
+
+MODEL is a .gguf file or a fine-tune export folder (model-Q4_0.gguf preferred,
+then model-Q8_0.gguf, then any *.gguf); none: the packaged SmolLM2 GGUF.
+Keys come from --api-key (repeatable) or $LINERNOTES_API_KEYS (comma-separated).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from serve.settings import ENV_API_KEYS, ServeSettings, keys_from_env
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = ServeSettings.__dataclass_fields__
+    p.add_argument("model", nargs="?", default=None,
+                   help="GGUF file or export folder (default: the packaged SmolLM2-135M GGUF)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=d["port"].default)
+    p.add_argument("--engine", choices=("auto", "llamacpp", "vllm"), default="auto",
+                   help="auto: vLLM on a CUDA GPU with vLLM installed, else llama.cpp")
+    p.add_argument("--served-name", default=None,
+                   help="model name clients send (default: packaged name or export folder name)")
+    p.add_argument("--api-key", action="append", default=[], dest="api_keys",
+                   help=f"accepted key (repeatable); adds to ${ENV_API_KEYS}")
+    p.add_argument("--slots", type=int, default=d["slots"].default,
+                   help="concurrent generations (= engine parallel slots)")
+    p.add_argument("--queue-size", type=int, default=d["queue_size"].default,
+                   help="requests that may wait for a slot; more get 429 + Retry-After")
+    p.add_argument("--max-body-bytes", type=int, default=d["max_body_bytes"].default)
+    p.add_argument("--max-tokens-cap", type=int, default=d["max_tokens_cap"].default,
+                   help="larger max_tokens are clamped to this")
+    p.add_argument("--timeout", type=float, default=d["request_timeout_s"].default,
+                   dest="request_timeout_s", help="seconds per request incl. queue wait (504 after)")
+    p.add_argument("--threads", type=int, default=d["engine_threads"].default, dest="engine_threads",
+                   help="llama.cpp threads (1 is fastest on 2 busy cores)")
+    p.add_argument("--ctx-per-slot", type=int, default=d["ctx_per_slot"].default)
+    cat = p.add_mutually_exclusive_group()
+    cat.add_argument("--catalog", default=None,
+                     help="ingested catalog folder for /v1/explain ids (default: LINERNOTES_HOME/catalog if present)")
+    cat.add_argument("--no-catalog", action="store_true",
+                     help="no catalog: /v1/explain takes inline item/listener objects only")
+    p.add_argument("--metrics-open", action="store_true",
+                   help="serve /metrics without a key (default: key required)")
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    from linernotes import paths
+    from serve.settings import choose_model_file, default_served_name
+
+    model = choose_model_file(args.model) if args.model else None
+    if args.no_catalog:
+        catalog = None
+    elif args.catalog:
+        catalog = Path(args.catalog)
+    else:
+        default = paths.catalog_dir()
+        catalog = default if (default / "items.parquet").exists() else None
+    keys = list(dict.fromkeys([*keys_from_env(), *args.api_keys]))
+    return ServeSettings(
+        model_path=model, served_name=args.served_name or default_served_name(model),
+        host=args.host, port=args.port, engine=args.engine, api_keys=keys, slots=args.slots,
+        queue_size=args.queue_size, max_body_bytes=args.max_body_bytes,
+        max_tokens_cap=args.max_tokens_cap, request_timeout_s=args.request_timeout_s,
+        engine_threads=args.engine_threads, ctx_per_slot=args.ctx_per_slot, catalog_dir=catalog,
+        metrics_open=args.metrics_open)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"serve: {exc}")
+        return 2
+    from serve.app import run_endpoint
+
+    return run_endpoint(settings)
 
 
 def add_parser(sub) -> None:
     """Register `linernotes serve` on the top-level subparsers."""
-    p = sub.add_parser("serve", help="serve a model (OpenAI-compatible endpoint)")
-    p.set_defaults(fn=lambda args: print("serve: not built yet") or 2)
+    p = sub.add_parser("serve", help="serve a model: OpenAI-compatible + /v1/explain endpoint",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(fn=run_from_args)
