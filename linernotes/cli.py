@@ -156,7 +156,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     curated = run_curate(curate_cfg, force=args.force)
     _print_curate(curated)
     label_run = _demo_label(curated, con)
-    _demo_publish(run, curated, label_run, con)
+    published = _demo_publish(run, curated, label_run, con)
+    tuned = _demo_finetune(published, con)
+    _demo_serve(tuned, con)
     con.print(f"\ndemo finished in {time.perf_counter() - t0:.1f}s")
     return 0
 
@@ -194,6 +196,52 @@ def _demo_publish(synth_run, curated, label_run, con) -> None:
     out = publish.publish_runs(synth_run, curated, label_run)
     con.print(f"\n[bold]Published[/] locally in Hub layout: {out} "
               f"(datasets.load_dataset('{out}', 'sft') reads it back)")
+    return out
+
+
+def _demo_finetune(published, con):
+    """A short LoRA SFT (a few dozen steps), DPO on the labelers' pairs, the report card,
+    and the GGUF export with its gate. Returns the export folder."""
+    from finetune.config import DPOStageConfig, EvalConfig, FinetuneConfig
+    from finetune.data import load_rows
+    from finetune.dpo import load_preferences, train_dpo
+    from finetune.evaluate import evaluate
+    from finetune.export import run_export
+    from finetune.train import train_sft
+
+    from finetune.cli import DPO_RECIPE, FINETUNE_RECIPE
+
+    con.print("\n[bold]Fine-tuning[/] SmolLM2-135M-Instruct (LoRA, PEFT + TRL on CPU)")
+    sft_cfg = load_config(FinetuneConfig, FINETUNE_RECIPE, {"train_data": str(published)})
+    sft = train_sft(sft_cfg, load_rows(published))
+    m = sft.manifest()
+    con.print(f"SFT {sft.path.name}: {m['global_step']} steps on {m['data']['train_examples']} examples, "
+              f"loss {m['first_loss']:.3f} -> {m['final_loss']:.3f}, {m['step_seconds_mean']} s/step")
+    dpo_cfg = load_config(DPOStageConfig, DPO_RECIPE, {"preference_data": str(published), "sft_run": str(sft.path)})
+    prefs = load_preferences(published)
+    tuned = sft
+    if prefs:
+        tuned = train_dpo(dpo_cfg, prefs, sft_run=sft.path)
+        d = tuned.manifest()
+        last = d["losses"][-1] if d["losses"] else {}
+        con.print(f"DPO {tuned.path.name}: {d['global_step']} steps on {d['data']['pairs']} pairs, loss "
+                  f"{d['first_loss']:.3f} -> {d['final_loss']:.3f}, reward margin {last.get('rewards/margins')}")
+    report_dir = evaluate(EvalConfig(n_per_type=3, mmlu_n=100), tuned.path)
+    con.print((report_dir / "report.md").read_text())
+    con.print(f"report card: {report_dir / 'report.md'} (figures: {report_dir / 'report.html'})")
+    export_dir = run_export(tuned.path)
+    con.print(f"[bold]Exported[/] {export_dir} (model card README.md, gate.json)")
+    return export_dir
+
+
+def _demo_serve(export_dir, con) -> None:
+    """Serve the exported model in the background and print calls that work against it."""
+    from serve.app import client_examples, start_endpoint
+
+    handle = start_endpoint(model_path=export_dir, detach=True)
+    con.print(f"\n[bold]Serving[/] {handle.model_path} at {handle.base_url} "
+              f"(stop it with: .venv/bin/linernotes serve --stop {handle.port})")
+    con.print(client_examples(handle.base_url, handle.api_key))
 
 
 def cmd_services(args: argparse.Namespace) -> int:
