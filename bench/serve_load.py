@@ -246,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     con.print(over)
     con.print(f"RSS before overload -> after {args.overload_rounds} rounds: endpoint {rss[0][0]:.0f} -> "
               f"{rss[-1][0]:.0f} MB ({rss[-1][0] - rss[0][0]:+.0f}), engine {rss[0][1]:.0f} -> "
-              f"{rss[-1][1]:.0f} MB ({rss[-1][1] - rss[0][1]:+.0f}; llama.cpp touches its KV cache "
-              f"pages as slots fill, up to slots x ctx)")
+              f"{rss[-1][1]:.0f} MB ({rss[-1][1] - rss[0][1]:+.0f}; llama.cpp keeps a host-RAM prompt cache, "
+              f"cache_ram_mib, 8192 by default, and touches KV pages as slots fill)")
     con.print(f"load average (1 min) before/after: {load_before[0]:.2f}/{load_after[0]:.2f} on "
               f"{os.cpu_count()} cores; other processes on the machine skew these numbers")
     bad = [e for r, _ in rounds for e in r["errors"]] + [e for r in results.values() for e in r["errors"]]

@@ -42,7 +42,7 @@ from starlette.routing import Route
 from serve import metrics as metrics_mod
 from serve.limits import (Admission, BodyTooLarge, Overloaded, apply_token_cap, bearer_token,
                           key_matches, read_limited_body)
-from serve.settings import ENV_API_KEYS, ServeSettings, choose_model_file, default_served_name
+from serve.settings import ENV_API_KEYS, ServeSettings, default_served_name
 
 ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/explain", "/health",
           "/metrics")
@@ -641,7 +641,7 @@ def start_endpoint(model_path: str | Path | None = None, port: int | None = None
     if metrics_open:
         cmd.append("--metrics-open")
     cmd += list(extra_args or [])
-    name = served_name or default_served_name(choose_model_file(model_path) if model_path else None)
+    name = served_name or default_served_name(Path(model_path).resolve() if model_path else None)
     proc = ServerProcess(name=f"linernotes endpoint ({name})", cmd=cmd, host=host, port=port,
                          log_path=paths.sub("logs") / f"serve-{port}.log", health_path="/health",
                          env={ENV_API_KEYS: ",".join(keys)}, cwd=paths.REPO_ROOT)

@@ -50,7 +50,9 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     from linernotes import paths
     from serve.settings import choose_model_file, default_served_name
 
-    model = choose_model_file(args.model) if args.model else None
+    model = Path(args.model).expanduser().resolve() if args.model else None
+    if model is not None and args.engine != "vllm":
+        choose_model_file(model)  # fail now, with what was looked for, not in the engine
     if args.no_catalog:
         catalog = None
     elif args.catalog:

@@ -84,10 +84,12 @@ class Engine:
 
 def resolve_model(settings: ServeSettings, kind: str) -> Path:
     """The file/folder the engine loads. llama.cpp: a GGUF (packaged SmolLM2 by default).
-    vLLM: a Hugging Face folder (config.json) as is, else a GGUF file."""
-    if kind == "vllm" and settings.model_path is not None and Path(settings.model_path).is_dir() \
-            and (Path(settings.model_path) / "config.json").exists():
-        return Path(settings.model_path).resolve()
+    vLLM: a Hugging Face folder (config.json, or an export's merged/), else a GGUF file."""
+    if kind == "vllm" and settings.model_path is not None and Path(settings.model_path).is_dir():
+        folder = Path(settings.model_path)
+        for candidate in (folder, folder / "merged"):  # an export folder keeps the HF model in merged/
+            if (candidate / "config.json").exists():
+                return candidate.resolve()
     if settings.model_path is None:
         if kind == "vllm":
             from linernotes.hfmodel import smollm2_hf_dir  # converts once, cached

@@ -23,7 +23,7 @@ ENGINES = ("auto", "llamacpp", "vllm")
 class ServeSettings:
     """One endpoint's fixed configuration (CLI flags map 1:1 onto these fields)."""
 
-    model_path: Path | None = None  # GGUF (llama.cpp) or HF folder / GGUF (vLLM); None: packaged SmolLM2
+    model_path: Path | None = None  # GGUF file or export folder as given; None: packaged SmolLM2
     served_name: str = DEFAULT_SERVED_NAME
     host: str = "127.0.0.1"
     port: int = 8000
@@ -95,6 +95,8 @@ def default_served_name(model_path: Path | None) -> str:
     """Packaged model: its usual name; an export folder's GGUF: the folder's name."""
     if model_path is None:
         return DEFAULT_SERVED_NAME
-    if model_path.name in GGUF_PREFERENCE:
-        return model_path.parent.name
+    folder = model_path if model_path.is_dir() else model_path.parent
+    if model_path.is_dir() or model_path.name in GGUF_PREFERENCE:
+        # the fine-tune stage writes <run>/export/: name it after the run
+        return folder.parent.name if folder.name == "export" else folder.name
     return model_path.stem

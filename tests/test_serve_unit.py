@@ -197,6 +197,11 @@ def test_model_file_choice(tmp_path):
     (export / "model-Q4_0.gguf").write_bytes(b"GGUF")
     assert choose_model_file(export).name == "model-Q4_0.gguf"  # smaller one preferred
     assert default_served_name(choose_model_file(export)) == "export-run7"
+    run_export = tmp_path / "finetune-abc123" / "export"  # the fine-tune stage's layout
+    run_export.mkdir(parents=True)
+    (run_export / "model-Q8_0.gguf").write_bytes(b"GGUF")
+    assert default_served_name(run_export) == "finetune-abc123"
+    assert default_served_name(choose_model_file(run_export)) == "finetune-abc123"
 
     other = tmp_path / "other"
     other.mkdir()
@@ -236,6 +241,11 @@ def test_engine_auto_is_llamacpp_without_gpu_and_vllm_command_builds(tmp_path, m
     assert cmd[cmd.index("--max-num-seqs") + 1] == "6" and "--enforce-eager" not in cmd
     assert built.process.env["VLLM_API_KEY"] == built.api_key  # the engine is private
     assert built.process.host == "127.0.0.1" and built.process.proc is None  # not started
+    export = tmp_path / "run" / "export"  # an export folder: vLLM serves its merged/ HF model
+    (export / "merged").mkdir(parents=True)
+    (export / "merged" / "config.json").write_text("{}")
+    built = engine.build_engine(ServeSettings(model_path=export, api_keys=[KEY]), "vllm")
+    assert built.model_path == (export / "merged").resolve()
 
 
 def test_llamacpp_engine_gets_slots_threads_and_a_private_key(gguf_path):
