@@ -235,13 +235,46 @@ def _demo_finetune(published, con):
 
 
 def _demo_serve(export_dir, con) -> None:
-    """Serve the exported model in the background and print calls that work against it."""
+    """Serve the exported model in the background, check one chat and one /v1/explain call
+    against it, and print calls that work (the endpoint keeps running after the demo)."""
+    import httpx
+    from openai import OpenAI
+    from rich.markup import escape
+
     from serve.app import client_examples, start_endpoint
 
-    handle = start_endpoint(model_path=export_dir, detach=True)
-    con.print(f"\n[bold]Serving[/] {handle.model_path} at {handle.base_url} "
-              f"(stop it with: .venv/bin/linernotes serve --stop {handle.port})")
-    con.print(client_examples(handle.base_url, handle.api_key))
+    con.print("\n[bold]Serving[/] the exported model (llama.cpp engine behind the studio endpoint)")
+    handle = start_endpoint(model_path=export_dir, port=_free_or(8000), detach=True)
+    client = OpenAI(base_url=handle.base_url, api_key=handle.api_key)
+    reply = client.chat.completions.create(model=handle.served_name, max_tokens=48,
+                                           messages=[{"role": "user", "content": "Suggest one rock album."}])
+    con.print(escape(f"chat: {reply.choices[0].message.content!r}"))
+    from synth.catalog.ingest import load_catalog
+    from synth.pipeline import plan_rows
+
+    pair = plan_rows(load_catalog(), SynthConfig(seed=5, item_types=["music"], n_per_type=1))[0]
+    item, listener = pair.item, pair.listener
+    note = httpx.post(handle.root_url + "/v1/explain", timeout=120,
+                      headers={"Authorization": f"Bearer {handle.api_key}"},
+                      json={"item_id": item.item_id, "listener_id": listener.listener_id}).json()
+    con.print(escape(f"explain {item.title!r} for {listener.listener_id}: {note.get('explanation')!r} "
+                     f"(gates passed: {note.get('passed')})"))
+    con.print(f"\nEndpoint {handle.base_url} (model {handle.served_name!r}); it keeps running: "
+              f"stop it with `kill -- -{handle.pid}`\n")
+    con.print(escape(client_examples(handle.base_url, handle.api_key, model=handle.served_name,
+                                     item_id=item.item_id, listener_id=listener.listener_id)), highlight=False)
+
+
+def _free_or(port: int) -> int | None:
+    """The usual port if it is free, else any free one."""
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            return None
 
 
 def cmd_services(args: argparse.Namespace) -> int:

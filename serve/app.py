@@ -612,12 +612,15 @@ def start_endpoint(model_path: str | Path | None = None, port: int | None = None
                    served_name: str | None = None, slots: int = 8, queue_size: int = 8,
                    max_tokens_cap: int = 512, request_timeout_s: float = 120.0,
                    engine: str = "auto", metrics_open: bool = False, host: str = "127.0.0.1",
-                   extra_args: list[str] | None = None, timeout_s: float = 300.0) -> EndpointHandle:
+                   extra_args: list[str] | None = None, timeout_s: float = 300.0,
+                   detach: bool = False) -> EndpointHandle:
     """Start `linernotes serve` in a subprocess and wait until /health is 200.
 
     api_keys None: one random key (handle.api_key). catalog_dir True: the ingested
     catalog if there is one; None/False: none. The keys reach the child through
-    its environment, never its command line.
+    its environment, never its command line. detach=True: the endpoint outlives
+    this process (the demo leaves it running); stop it with `handle.stop()` or
+    `kill -- -<pid>` (it runs in its own process group).
     """
     from linernotes import paths
     from linernotes.services.process import ServerProcess, free_port
@@ -644,7 +647,8 @@ def start_endpoint(model_path: str | Path | None = None, port: int | None = None
     name = served_name or default_served_name(Path(model_path).resolve() if model_path else None)
     proc = ServerProcess(name=f"linernotes endpoint ({name})", cmd=cmd, host=host, port=port,
                          log_path=paths.sub("logs") / f"serve-{port}.log", health_path="/health",
-                         env={ENV_API_KEYS: ",".join(keys)}, cwd=paths.REPO_ROOT)
+                         env={ENV_API_KEYS: ",".join(keys)}, cwd=paths.REPO_ROOT,
+                         die_with_parent=not detach)
     proc.start(timeout_s=timeout_s)
     return EndpointHandle(process=proc, api_keys=keys, served_name=name)
 
