@@ -1,5 +1,5 @@
 # The two commands a newcomer needs (see README):
-#   make demo   -> set up, ingest the three catalogs, generate + gate explanations
+#   make demo   -> set up, then the whole loop (synth, curate, label, publish, finetune, eval, export, serve)
 #   make test   -> set up (incl. the vLLM CPU service venv), run the whole test suite
 SHELL := /bin/bash
 export HF_HUB_OFFLINE := 1

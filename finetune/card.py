@@ -122,7 +122,8 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
         em = json.loads((export_dir / "manifest.json").read_text())
     files = em.get("files") or {p.name: {"bytes": p.stat().st_size} for p in sorted(export_dir.glob("*.gguf"))}
     tuned = bool(ft)
-    name = f"linernotes SmolLM2-135M {'liner-notes LoRA' if tuned else 'base'} ({export_dir.parent.name if tuned else export_dir.name})"
+    label = export_dir.parent.name if tuned else export_dir.name  # tuned: <run>/export
+    name = f"linernotes SmolLM2-135M {'liner-notes LoRA' if tuned else 'base'} ({label})"
 
     front = {
         "license": LICENSE,
@@ -158,12 +159,12 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
 
     # data lineage
     lines += ["## Data lineage", ""]
+    counts = f"{_fmt(lin.get('train_rows'))} / {_fmt(lin.get('train_examples'))}" if tuned else None
     rows = [("base model", lin.get("base_model")), ("fine-tuning run", lin.get("finetune_run")),
-            ("run created", lin.get("finetune_created")), ("config fingerprint", lin.get("finetune_config_fingerprint")),
+            ("run created", lin.get("finetune_created")),
+            ("config fingerprint", lin.get("finetune_config_fingerprint")),
             ("training data", lin.get("train_data")), ("eval data", lin.get("eval_data")),
-            ("data fingerprint", lin.get("data_fingerprint")), ("training rows / examples",
-                                                               f"{_fmt(lin.get('train_rows'))} / {_fmt(lin.get('train_examples'))}"
-                                                               if tuned else None)]
+            ("data fingerprint", lin.get("data_fingerprint")), ("training rows / examples", counts)]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in rows if v is not None] + [""]
     for up in lin.get("upstream") or []:
         runs = up.get("runs") or []
@@ -189,7 +190,8 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
                 lines.append(f"| {label} | {_fmt(ft.get(k))} |")
         params = ft.get("params") or {}
         if params:
-            lines.append(f"| trainable / total params | {_fmt(params.get('trainable'))} / {_fmt(params.get('total'))} |")
+            lines.append(f"| trainable / total params | {_fmt(params.get('trainable'))} / "
+                         f"{_fmt(params.get('total'))} |")
         lines += ["", "Loss on the final assistant turn only, rendered with the model's own chat template "
                   "(`finetune.data`).", ""]
     else:

@@ -335,3 +335,37 @@ def test_model_card_embeds_eval_report_and_mmlu_delta(tmp_path):
 def test_unknown_type_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown GGUF types"):
         ex.run_export(None, tmp_path / "x", types=("Q4_K_M",))
+
+
+_LORA_CHAT = """
+import json, sys, xllamacpp as xlc
+base, lora = sys.argv[1], sys.argv[2]
+p = xlc.CommonParams(); p.model.path = base; p.n_ctx = 1024; p.n_parallel = 1
+p.cpuparams.n_threads = 1; p.cpuparams_batch.n_threads = 1; p.use_jinja = True
+if lora:
+    a = xlc.CommonAdapterLoraInfo(); a.path = lora; a.scale = 1.0; p.lora_adapters = [a]
+srv = xlc.Server(p)
+r = srv.handle_chat_completions({"messages": [{"role": "user", "content": "Say hello."}],
+                                 "max_tokens": 12, "temperature": 0})
+print("RESULT " + json.dumps(r["choices"][0]["message"]["content"]))
+"""
+
+
+def test_adapter_gguf_loads_on_the_base_gguf(base_export, lora_adapter, tmp_path):
+    """llama.cpp applies adapter.gguf on top of the exported base GGUF (and it changes the output)."""
+    import subprocess
+    import sys
+
+    from linernotes.hfmodel import smollm2_hf_dir
+
+    adapter_gguf = tmp_path / "adapter.gguf"
+    ex.convert_lora_to_gguf(lora_adapter[0], smollm2_hf_dir(), adapter_gguf)
+
+    def chat(lora: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", _LORA_CHAT, str(base_export / "model-Q8_0.gguf"), lora],
+                              capture_output=True, text=True, timeout=300)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        assert proc.returncode == 0 and lines, proc.stderr[-2000:]
+        return json.loads(lines[-1][len("RESULT "):])
+
+    assert chat(str(adapter_gguf)) != chat("")
