@@ -161,6 +161,7 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
     lines += ["## Data lineage", ""]
     counts = f"{_fmt(lin.get('train_rows'))} / {_fmt(lin.get('train_examples'))}" if tuned else None
     rows = [("base model", lin.get("base_model")), ("fine-tuning run", lin.get("finetune_run")),
+            ("stage", lin.get("stage")), ("started from SFT run", lin.get("sft_run")),
             ("run created", lin.get("finetune_created")),
             ("config fingerprint", lin.get("finetune_config_fingerprint")),
             ("training data", lin.get("train_data")), ("eval data", lin.get("eval_data")),

@@ -820,6 +820,8 @@ def data_lineage(finetune_manifest: Mapping[str, Any] | None, run_dir: str | Pat
         "finetune_run": m.get("run") or (Path(run_dir).name if run_dir else None),
         "finetune_created": m.get("created"),
         "finetune_config_fingerprint": m.get("config_fingerprint"),
+        "stage": m.get("stage"),
+        "sft_run": m.get("sft_run"),  # a DPO run: the SFT run it started from
         "train_data": cfg.get("train_data"),
         "eval_data": cfg.get("eval_data"),
         "data_fingerprint": data.get("fingerprint"),
