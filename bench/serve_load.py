@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--catalog-dir", default=None, help="prompts from this ingested catalog "
                     "(default: LINERNOTES_HOME/catalog; generic prompts if none)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--model", default=None,
+                    help="GGUF file or export folder (default: the packaged SmolLM2 Q4_1 GGUF)")
     return ap.parse_args(argv)
 
 
@@ -164,7 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     con = Console(width=200)  # tables whole, also when piped to a file
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     per_level = {c: args.requests or max(8, 2 * c) for c in levels}
-    gguf = smollm2_gguf()
+    if args.model:
+        from serve.settings import choose_model_file
+
+        gguf = choose_model_file(Path(args.model))
+    else:
+        gguf = smollm2_gguf()
     t0 = time.perf_counter()
     prompts = build_prompts(Path(args.catalog_dir) if args.catalog_dir else None,
                             max(per_level.values()) + 64, args.seed)
