@@ -11,16 +11,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from linernotes import paths
 from linernotes.records import ExplanationRecord, GateResult, HistoryEntry, Item, Listener
 from linernotes.runs import RunDir
+from marimo_helpers import assert_marimo_check_clean, assert_test_cells_pass, load_app
 
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "02_curate.py"
 
@@ -72,25 +70,15 @@ def write_synth_run(runs: Path, name: str = "synth-small", complete: bool = True
 
 
 def _load_app():
-    spec = importlib.util.spec_from_file_location("notebook_02_curate", NOTEBOOK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
+    return load_app(NOTEBOOK)
 
 
 def test_marimo_check_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "marimo", "check", str(NOTEBOOK)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert not proc.stdout.strip(), proc.stdout
+    assert_marimo_check_clean(NOTEBOOK)
 
 
 def test_notebook_test_cells_pass():
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], capture_output=True, text=True, timeout=300,
-                          cwd=paths.REPO_ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert " passed" in proc.stdout and "failed" not in proc.stdout
+    assert_test_cells_pass(NOTEBOOK)
 
 
 def test_app_lists_runs_and_waits_for_the_button(tmp_path, monkeypatch):

@@ -13,7 +13,6 @@ once per session), so they never depend on `linernotes setup`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -28,6 +27,7 @@ from linernotes import paths
 from linernotes.records import ExplanationRecord, GateResult
 from linernotes.runs import RunDir, base_manifest
 from linernotes.services.process import free_port, stop_group
+from marimo_helpers import assert_marimo_check_clean, assert_test_cells_pass, load_app
 
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "01_generate.py"
 FIXTURE = paths.FIXTURES / "catalog"
@@ -77,25 +77,15 @@ def _fake_run(runs: Path, catalog_dir: Path) -> RunDir:
 
 
 def _load_app():
-    spec = importlib.util.spec_from_file_location("notebook_01_generate", NOTEBOOK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
+    return load_app(NOTEBOOK)
 
 
 def test_marimo_check_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "marimo", "check", str(NOTEBOOK)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert not proc.stdout.strip(), proc.stdout
+    assert_marimo_check_clean(NOTEBOOK)
 
 
 def test_notebook_test_cells_pass():
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], capture_output=True, text=True, timeout=300,
-                          cwd=paths.REPO_ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert " passed" in proc.stdout and "failed" not in proc.stdout
+    assert_test_cells_pass(NOTEBOOK)
 
 
 def test_app_runs_headless_with_preview_and_results(fixture_catalog, tmp_path, monkeypatch):

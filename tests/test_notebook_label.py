@@ -9,24 +9,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from curation import label_app_support as support
 from linernotes import paths
+from marimo_helpers import assert_marimo_check_clean, assert_test_cells_pass, load_module
 
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "03_label.py"
 
 
 def _load_app():
-    spec = importlib.util.spec_from_file_location("notebook_03_label", NOTEBOOK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(NOTEBOOK)
 
 
 @pytest.fixture(autouse=True)
@@ -37,17 +32,11 @@ def no_stack(tmp_path, monkeypatch):
 
 
 def test_marimo_check_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "marimo", "check", str(NOTEBOOK)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert not proc.stdout.strip(), proc.stdout
+    assert_marimo_check_clean(NOTEBOOK)
 
 
 def test_notebook_test_cells_pass():
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(NOTEBOOK)],
-                          capture_output=True, text=True, timeout=300, cwd=paths.REPO_ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert " passed" in proc.stdout and "failed" not in proc.stdout
+    assert_test_cells_pass(NOTEBOOK)
 
 
 def test_app_without_a_stack_explains_itself():

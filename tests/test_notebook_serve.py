@@ -9,35 +9,26 @@
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
 
 from linernotes import paths
+from marimo_helpers import assert_marimo_check_clean, assert_test_cells_pass, load_app
 
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "05_serve.py"
 
 
 def _load_app():
-    spec = importlib.util.spec_from_file_location("notebook_05_serve", NOTEBOOK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
+    return load_app(NOTEBOOK)
 
 
 def test_marimo_check_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "marimo", "check", str(NOTEBOOK)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+    assert_marimo_check_clean(NOTEBOOK)
 
 
 def test_notebook_test_cells_pass():
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(NOTEBOOK)],
-                          capture_output=True, text=True, timeout=300, cwd=paths.REPO_ROOT)
-    assert proc.returncode == 0 and " passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert_test_cells_pass(NOTEBOOK)
 
 
 def test_app_builds_pickers_without_starting_anything(fixture_catalog_dir, tmp_path, monkeypatch):
