@@ -3,7 +3,7 @@
     linernotes finetune [--config recipes/finetune_cpu.yaml] [--train-data runs/publish-X] [--max-steps N]
     linernotes dpo      [--config recipes/dpo_cpu.yaml] [--sft-run runs/finetune-X] [--preference-data ...]
     linernotes eval     [--run runs/finetune-X] [--n-per-type 4] [--mmlu-n 100]
-    linernotes export   [--run runs/finetune-X] [...]  (flags of `python -m finetune.export`)
+    linernotes export   --run runs/finetune-X | --base [--types Q8_0 Q4_0] [--no-gate] ...
 
 Defaults chain the stages: training data = the newest published dataset
 folder (runs/publish-*), DPO starts from the newest finetune run, eval and
@@ -83,9 +83,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from finetune.export import main as export_main
+    from finetune.export import run_from_args
 
-    return export_main(list(args.export_args))
+    return run_from_args(args, args.parser)
 
 
 def add_parsers(sub) -> None:
@@ -108,7 +108,8 @@ def add_parsers(sub) -> None:
     add_dataclass_args(p, EvalConfig)
     p.set_defaults(fn=cmd_eval)
 
-    p = sub.add_parser("export", help="merge the adapter, write GGUF (Q8_0 + 4-bit), export gate, model card",
-                       add_help=False)
-    p.add_argument("export_args", nargs=argparse.REMAINDER, help="flags of `python -m finetune.export`")
-    p.set_defaults(fn=cmd_export)
+    from finetune.export import add_arguments as add_export_arguments
+
+    p = sub.add_parser("export", help="merge the adapter, write GGUF (Q8_0 + 4-bit), export gate, model card")
+    add_export_arguments(p)
+    p.set_defaults(fn=cmd_export, parser=p)

@@ -1034,8 +1034,8 @@ def _eval_report(run_path: Path | None) -> tuple[str | None, dict[str, Any] | No
 
 # ---------------------------------------------------------------- CLI
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m finetune.export", description=__doc__.split("\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The export flags (shared by `python -m finetune.export` and `linernotes export`)."""
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="finetune run folder (runs/finetune-...) with adapter/ and manifest.json")
     src.add_argument("--base", action="store_true", help="export the base model (no adapter)")
@@ -1051,7 +1051,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base-model", help="HF base model folder (default: the run's, else packaged SmolLM2)")
     ap.add_argument("--keep-intermediate", action="store_true", help="keep the float GGUF used for 4-bit")
     ap.add_argument("--force", action="store_true", help="redo a complete export")
-    args = ap.parse_args(argv)
+
+
+def run_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     mins = {}
     for item in args.min_agreement:
         key, _, val = item.partition("=")
@@ -1077,6 +1079,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out / name}: {info['bytes'] / 1e6:.1f} MB{gate_s}")
     print(f"{out}: complete in {m['timings']['total']} s")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m finetune.export", description=__doc__.split("\n")[0])
+    add_arguments(ap)
+    return run_from_args(ap.parse_args(argv), ap)
 
 
 if __name__ == "__main__":

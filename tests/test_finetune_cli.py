@@ -42,3 +42,14 @@ def test_bad_flag_value_is_a_clear_error(empty_runs, capsys, tmp_path):
     data.write_text(json.dumps({"messages": []}) + "\n")
     assert main(["finetune", "--train-data", str(data), "--lora-r", "many"]) == 2
     assert "lora_r" in capsys.readouterr().err
+
+
+def test_export_needs_a_run_or_base(empty_runs, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["export"])
+    assert exc.value.code == 2 and "--run" in capsys.readouterr().err
+
+
+def test_export_of_a_folder_without_adapter_is_a_clear_error(empty_runs, capsys, tmp_path):
+    rc = main(["export", "--run", str(tmp_path / "nothing"), "--no-gate"])
+    assert rc == 2 and "nothing" in capsys.readouterr().err
