@@ -20,6 +20,7 @@ eval take a DPO run wherever they take an SFT run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -126,7 +127,9 @@ def train_dpo(config: DPOStageConfig, pref_rows: Sequence[Mapping[str, Any]],
     if not good:
         raise ValueError(f"no usable preference pair among {len(pref_rows)} rows; first problems: "
                          f"{[b['error'] for b in bad[:3]]}")
-    name = config.run_name or f"{STAGE}-{config.fingerprint()}-{_pref_fingerprint(good)}"
+    # Named after the SFT run actually used (not "newest", which changes as runs are added).
+    resolved = dataclasses.replace(config, sft_run=str(sft_path.resolve()))
+    name = config.run_name or f"{STAGE}-{resolved.fingerprint()}-{_pref_fingerprint(good)}"
     run = RunDir((Path(config.runs_dir) if config.runs_dir else _runs_root()) / name)
     if run.is_complete():
         return run
@@ -207,7 +210,7 @@ def train_dpo(config: DPOStageConfig, pref_rows: Sequence[Mapping[str, Any]],
               for r in log if "loss" in r]
     timed = [s for s in tracker.steps if s.get("seconds")]
     steady = timed[1:] if len(timed) > 1 else timed
-    manifest = base_manifest(STAGE, config, run)
+    manifest = base_manifest(STAGE, resolved, run)
     manifest["versions"] = package_versions(FT_VERSIONED)
     manifest.update({
         "backend": config.backend, "device": "cuda" if cuda else "cpu", "torch_threads": _torch_threads(),
