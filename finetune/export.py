@@ -241,7 +241,8 @@ def _run_converter(cmd: list[str], converter: Path, what: str) -> float:
 def convert_hf_to_gguf(model_dir: str | Path, out_path: str | Path, outtype: str = "q8_0") -> dict[str, Any]:
     """llama.cpp's convert_hf_to_gguf.py on an HF folder; atomic (temp file, then rename)."""
     converter = llama_cpp_converter()
-    out_path = Path(out_path)
+    # Absolute paths: the converter runs with its own folder as the working directory.
+    out_path, model_dir = Path(out_path).resolve(), Path(model_dir).resolve()
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     cmd = [sys.executable, str(converter / "convert_hf_to_gguf.py"), str(model_dir),
            "--outtype", outtype, "--outfile", str(tmp)]
@@ -258,7 +259,8 @@ def convert_lora_to_gguf(adapter_dir: str | Path, base_model_dir: str | Path, ou
                          outtype: str = "f32") -> dict[str, Any]:
     """The PEFT adapter as a GGUF LoRA adapter (load it on the base GGUF with llama.cpp's --lora)."""
     converter = llama_cpp_converter()
-    out_path = Path(out_path)
+    out_path = Path(out_path).resolve()
+    adapter_dir, base_model_dir = Path(adapter_dir).resolve(), Path(base_model_dir).resolve()
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     cmd = [sys.executable, str(converter / "convert_lora_to_gguf.py"), str(adapter_dir),
            "--base", str(base_model_dir), "--outtype", outtype, "--outfile", str(tmp)]

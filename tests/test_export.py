@@ -369,3 +369,13 @@ def test_adapter_gguf_loads_on_the_base_gguf(base_export, lora_adapter, tmp_path
         return json.loads(lines[-1][len("RESULT "):])
 
     assert chat(str(adapter_gguf)) != chat("")
+
+
+def test_converter_takes_paths_relative_to_the_callers_directory(base_export, monkeypatch):
+    """The converter runs in its own folder; a relative run path (`linernotes export --run
+    runs/X`) must still name the caller's folders."""
+    monkeypatch.chdir(base_export.parent)
+    info = ex.convert_hf_to_gguf(Path(base_export.name) / ex.MERGED_DIR, Path("relative-Q8_0.gguf"), "q8_0")
+    out = base_export.parent / "relative-Q8_0.gguf"
+    assert out.exists() and info["bytes"] == (base_export / "model-Q8_0.gguf").stat().st_size
+    out.unlink()
