@@ -229,12 +229,28 @@ def _demo_finetune(published, con):
     report_dir = evaluate(EvalConfig(n_per_type=3, mmlu_n=100), tuned.path)
     con.print((report_dir / "report.md").read_text())
     con.print(f"report card: {report_dir / 'report.md'} (figures: {report_dir / 'report.html'})")
-    export_dir = run_export(tuned.path)
-    con.print(f"[bold]Exported[/] {export_dir} (model card README.md, gate.json)")
+    from finetune.export import GATE_FILE, ExportGateFailed
+
+    try:
+        export_dir = run_export(tuned.path)
+    except ExportGateFailed as exc:
+        # Loud, and the demo goes on with a file that did pass (the folder stays unmarked).
+        con.print(f"[bold red]EXPORT GATE FAILED[/]: {exc}")
+        export_dir = tuned.path / "export"
+        gate = json.loads((export_dir / GATE_FILE).read_text())
+        passed = [t for t in ("Q8_0", "Q4_0") if gate.get(t, {}).get("passed")]
+        if not passed:
+            raise
+        con.print(f"serving model-{passed[0]}.gguf, the quantization that passed the gate")
+        return export_dir / f"model-{passed[0]}.gguf"
+    gate = json.loads((export_dir / GATE_FILE).read_text())
+    con.print(f"[bold]Exported[/] {export_dir}: " + ", ".join(
+        f"{t} agreement {g['agreement']:.3f} (min {g['min_agreement']})" for t, g in gate.items()
+        if isinstance(g, dict) and "agreement" in g) + "; model card README.md, gate.json")
     return export_dir
 
 
-def _demo_serve(export_dir, con) -> None:
+def _demo_serve(export_dir, con) -> None:  # an export folder or one GGUF in it
     """Serve the exported model in the background, check one chat and one /v1/explain call
     against it, and print calls that work (the endpoint keeps running after the demo)."""
     import httpx
