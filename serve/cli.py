@@ -2,12 +2,14 @@
 
 MODEL is a .gguf file or a fine-tune export folder (model-Q4_0.gguf preferred,
 then model-Q8_0.gguf, then any *.gguf); none: the packaged SmolLM2 GGUF.
-Keys come from --api-key (repeatable) or $LINERNOTES_API_KEYS (comma-separated).
+Keys come from --api-key (repeatable) or $LINERNOTES_API_KEYS (comma-separated);
+with neither, a random key is generated and printed (the endpoint is never open).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from serve.settings import ENV_API_KEYS, ServeSettings, keys_from_env
@@ -61,6 +63,13 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         default = paths.catalog_dir()
         catalog = default if (default / "items.parquet").exists() else None
     keys = list(dict.fromkeys([*keys_from_env(), *args.api_keys]))
+    if not keys:
+        # Like Jupyter's token: a bare `linernotes serve` works, and is still never open.
+        import secrets
+
+        keys = [secrets.token_urlsafe(24)]
+        print(f"serve: no API key given (--api-key or ${ENV_API_KEYS}); generated one for this run: "
+              f"{keys[0]}", file=sys.stderr, flush=True)
     return ServeSettings(
         model_path=model, served_name=args.served_name or default_served_name(model),
         host=args.host, port=args.port, engine=args.engine, api_keys=keys, slots=args.slots,
@@ -74,7 +83,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"serve: {exc}")
+        print(f"serve: {exc}", file=sys.stderr)
         return 2
     from serve.app import run_endpoint
 

@@ -485,3 +485,15 @@ def test_cli_registers_serve_with_env_and_flag_keys(monkeypatch, tmp_path):
     assert settings.api_keys == ["env-key-0001", "flag-key-0002"]
     assert (settings.slots, settings.queue_size, settings.port, settings.catalog_dir) == (2, 0, 8123, None)
     assert settings.host == "127.0.0.1" and settings.model_path is None
+
+
+def test_bare_serve_generates_and_prints_a_key(monkeypatch, capsys):
+    from linernotes.cli import build_parser
+    from serve.cli import settings_from_args
+
+    monkeypatch.delenv("LINERNOTES_API_KEYS", raising=False)
+    settings = settings_from_args(build_parser().parse_args(["serve", "--no-catalog"]))
+    assert len(settings.api_keys) == 1 and len(settings.api_keys[0]) >= 24
+    assert settings.api_keys[0] in capsys.readouterr().err
+    again = settings_from_args(build_parser().parse_args(["serve", "--no-catalog"]))
+    assert again.api_keys != settings.api_keys  # random per run, never a fixed default
