@@ -277,8 +277,9 @@ def _demo_serve(export_dir, con) -> None:  # an export folder or one GGUF in it
                      f"(gates passed: {note.get('passed')})"))
     con.print(f"\nEndpoint {handle.base_url} (model {handle.served_name!r}); it keeps running: "
               f"stop it with `kill -- -{handle.pid}`\n")
-    con.print(escape(client_examples(handle.base_url, handle.api_key, model=handle.served_name,
-                                     item_id=item.item_id, listener_id=listener.listener_id)), highlight=False)
+    # plain print: rich would wrap long lines inside the quoted arguments
+    print(client_examples(handle.base_url, handle.api_key, model=handle.served_name,
+                          item_id=item.item_id, listener_id=listener.listener_id), flush=True)
 
 
 def _free_or(port: int) -> int | None:
