@@ -221,10 +221,23 @@ def report_markdown(report: dict[str, Any]) -> str:
                   f"- after (tuned): {mm['after']:.3f} (95% CI {mm['after_ci95'][0]:.3f}-{mm['after_ci95'][1]:.3f})",
                   f"- delta: {mm['delta']:+.3f} (paired bootstrap 95% CI {mm['ci95'][0]:+.3f} to "
                   f"{mm['ci95'][1]:+.3f}); right->wrong {mm['b']}, wrong->right {mm['c']}",
-                  f"- guardrail ({mm['threshold']:+.2f}): **{'pass' if mm['passed'] else 'FAIL'}**"]
+                  *([f"- probability of the right letter: {mm['correct_prob']['before']:.3f} -> "
+                     f"{mm['correct_prob']['after']:.3f}, delta {mm['correct_prob']['delta']:+.3f} (95% CI "
+                     f"{mm['correct_prob']['ci95'][0]:+.3f} to {mm['correct_prob']['ci95'][1]:+.3f})"]
+                    if mm.get("correct_prob") else []),
+                  f"- answer letters A/B/C/D before {_shares(mm.get('answer_share_before'))}, "
+                  f"after {_shares(mm.get('answer_share_after'))}",
+                  f"- guardrail (accuracy delta CI above {mm['threshold']:+.2f}"
+                  + (f", right-letter probability delta CI above {mm['prob_threshold']:+.2f}"
+                     if mm.get("correct_prob") else "")
+                  + f"): **{'pass' if mm['passed'] else 'FAIL'}**"]
     else:
         lines.append("MMLU guardrail: skipped (mmlu_n = 0).")
     return "\n".join(lines) + "\n"
+
+
+def _shares(shares: dict | None) -> str:
+    return "/".join(f"{shares[k]:.2f}" for k in "ABCD") if shares else "-"
 
 
 def report_figures(report: dict[str, Any]):
@@ -264,6 +277,9 @@ def _write_html(figs, path: Path) -> None:
 # ---------------------------------------------------------------- the stage
 
 MMLU_GUARDRAIL = -0.05  # tuned may not lose more than 5 points (upper CI bound must stay above it)
+# ... nor 5 points of probability on the right letter: SmolLM2-135M is near chance and answers
+# "A" almost always, so accuracy barely moves; this continuous signal does.
+MMLU_PROB_GUARDRAIL = -0.05
 
 
 def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bool = False,
@@ -351,8 +367,10 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
     if mmlu_questions:
         before, after = results["base"]["mmlu"], results["tuned"]["mmlu"]
         cmp = compare(before, after)
+        prob_ok = "correct_prob" not in cmp or cmp["correct_prob"]["ci95"][1] >= MMLU_PROB_GUARDRAIL
         report["mmlu"] = {**cmp, "before_ci95": before["ci95"], "after_ci95": after["ci95"],
-                          "threshold": MMLU_GUARDRAIL, "passed": cmp["ci95"][1] >= MMLU_GUARDRAIL,
+                          "threshold": MMLU_GUARDRAIL, "prob_threshold": MMLU_PROB_GUARDRAIL,
+                          "passed": cmp["ci95"][1] >= MMLU_GUARDRAIL and prob_ok,
                           "seed": config.mmlu_seed,
                           "answer_share_before": _letter_share(before), "answer_share_after": _letter_share(after)}
     report["wall_seconds"] = round(time.monotonic() - t0, 1)

@@ -186,6 +186,20 @@ def score_mmlu(model, tokenizer, questions: list[dict], batch_size: int = 8) -> 
     return summarize(preds)
 
 
+def correct_prob(pred: dict) -> float | None:
+    """Probability of the right letter, softmax over the four letter logits (None without logits).
+
+    A continuous guardrail signal: a near-chance model whose argmax is almost
+    always "A" keeps the same accuracy while fine-tuning erodes what it knew;
+    this moves."""
+    logits = pred.get("logits")
+    if not logits:
+        return None
+    top = max(logits)
+    exps = [math.exp(x - top) for x in logits]
+    return exps[int(pred["answer"])] / sum(exps)
+
+
 def summarize(preds: list[dict]) -> dict:
     n = len(preds)
     k = sum(p["correct"] for p in preds)
@@ -195,7 +209,9 @@ def summarize(preds: list[dict]) -> dict:
         d["n"] += 1
         d["correct"] += int(p["correct"])
     per_subject = {s: {"accuracy": d["correct"] / d["n"], "n": d["n"]} for s, d in sorted(per.items())}
+    probs = [p for p in map(correct_prob, preds) if p is not None]
     return {"accuracy": k / n if n else 0.0, "n": n, "correct": k, "ci95": wilson_ci(k, n),
+            "correct_prob": sum(probs) / len(probs) if probs and len(probs) == n else None,
             "per_subject": per_subject, "predictions": preds}
 
 
@@ -236,9 +252,17 @@ def compare(before: dict, after: dict, n_boot: int = 10_000, seed: int = 0) -> d
     boots = d[idx].mean(axis=1)
     lo, hi = np.percentile(boots, [2.5, 97.5])
     half = Z95 * math.sqrt(max(b + c - (c - b) ** 2 / n, 0.0)) / n
-    return {"delta": delta, "ci95": (float(lo), float(hi)),
-            "ci95_mcnemar": (delta - half, delta + half), "n": n,
-            "before": float(x.mean()), "after": float(y.mean()), "b": b, "c": c}
+    out = {"delta": delta, "ci95": (float(lo), float(hi)),
+           "ci95_mcnemar": (delta - half, delta + half), "n": n,
+           "before": float(x.mean()), "after": float(y.mean()), "b": b, "c": c}
+    pb = [correct_prob(kb[k]) for k in keys]
+    pa = [correct_prob(ka[k]) for k in keys]
+    if None not in pb and None not in pa:
+        dp = np.array(pa) - np.array(pb)
+        plo, phi = np.percentile(dp[idx].mean(axis=1), [2.5, 97.5])
+        out["correct_prob"] = {"before": float(np.mean(pb)), "after": float(np.mean(pa)),
+                               "delta": float(dp.mean()), "ci95": (float(plo), float(phi))}
+    return out
 
 
 # --------------------------------------------------------------------------- CLI

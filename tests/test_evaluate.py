@@ -56,11 +56,12 @@ def test_report_card_base_vs_tuned(tmp_path, fixture_catalog_dir):
         assert 0.0 <= report[side]["grounding_pass"] <= 1.0
     mm = report["mmlu"]
     assert mm["n"] == 8 and mm["ci95"][0] <= mm["delta"] <= mm["ci95"][1]
-    assert mm["passed"] == (mm["ci95"][1] >= mm["threshold"])
+    assert mm["passed"] == (mm["ci95"][1] >= mm["threshold"] and mm["correct_prob"]["ci95"][1] >= mm["prob_threshold"])
+    assert mm["correct_prob"]["ci95"][0] <= mm["correct_prob"]["delta"] <= mm["correct_prob"]["ci95"][1]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 2 and {s["item_id"] for s in samples} == {h["item_id"] for h in report["heldout"]}
     md = (out / "report.md").read_text()
-    assert "MMLU guardrail" in md and "| grounding gate pass |" in md
+    assert "MMLU guardrail" in md and "| grounding gate pass |" in md and "right letter" in md
     assert "plotly" in (out / "report.html").read_text()[:2_000_000].lower()
     stamp = (out / "COMPLETE").read_text()
     assert evaluate(cfg, run.path, progress=False) == out and (out / "COMPLETE").read_text() == stamp

@@ -130,3 +130,22 @@ def test_score_real_model_small(base):
     four = logits[letters]
     assert int(torch.argmax(four)) == res["predictions"][i]["pred"]
     assert torch.allclose(four, torch.tensor(res["predictions"][i]["logits"]), atol=1e-3)
+
+
+def test_correct_letter_probability_moves_when_accuracy_cannot():
+    """A model that always answers "A" has the same accuracy before and after; the probability
+    it gives the right letter still shows a loss of knowledge."""
+    def res(right_logit):
+        preds = [{"id": f"s/{i}", "subject": "s", "answer": 1, "pred": 0, "correct": False,
+                  "logits": [5.0, right_logit, 0.0, 0.0]} for i in range(20)]
+        return mmlu.summarize(preds)
+
+    before, after = res(4.0), res(1.0)
+    assert before["accuracy"] == after["accuracy"] == 0.0
+    assert 0.25 < before["correct_prob"] < 0.3 and after["correct_prob"] < 0.02
+    out = mmlu.compare(before, after)
+    assert out["delta"] == 0.0
+    cp = out["correct_prob"]
+    assert cp["delta"] == pytest.approx(after["correct_prob"] - before["correct_prob"])
+    assert cp["ci95"][1] < 0
+    assert "correct_prob" not in mmlu.compare(_res([1, 0]), _res([0, 1]))  # no logits: not computed
