@@ -27,6 +27,7 @@ class FinetuneConfig:
     name: str = "finetune"
     seed: int = 17
     backend: str = "peft"  # peft | unsloth
+    load_in_4bit: bool = False  # unsloth only: QLoRA-style 4-bit base (bitsandbytes, CUDA)
     base_model: str | None = None  # HF folder; default: packaged SmolLM2 (linernotes.hfmodel)
     # data: a parquet/jsonl file or a folder holding one (CLI); train_sft() takes rows directly
     train_data: str | None = None
@@ -68,12 +69,16 @@ class FinetuneConfig:
             raise ValueError(f"config field 'eval_split': expected 0 <= x < 1, got {self.eval_split!r}")
         if self.max_length < 8:
             raise ValueError(f"config field 'max_length': too small ({self.max_length})")
+        if self.load_in_4bit and self.backend != "unsloth":
+            raise ValueError("config field 'load_in_4bit': only with backend 'unsloth' (a CUDA GPU)")
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the trained adapter (not where it is written)."""
         data = dataclasses.asdict(self)
         for key in _NOT_FINGERPRINTED:
             data.pop(key, None)
+        if not data["load_in_4bit"]:
+            data.pop("load_in_4bit")  # added later: off keeps the names of earlier runs
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
 

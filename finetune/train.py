@@ -350,7 +350,7 @@ def _load_unsloth_model(config: FinetuneConfig, base: str):
     from unsloth import FastLanguageModel  # GPU only; imported here and nowhere else
 
     model, _tok = FastLanguageModel.from_pretrained(model_name=base, max_seq_length=config.max_length,
-                                                    dtype=None, load_in_4bit=False)
+                                                    dtype=None, load_in_4bit=config.load_in_4bit)
     return FastLanguageModel.get_peft_model(
         model, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=list(config.target_modules), bias="none",

@@ -309,3 +309,14 @@ def test_resume_after_sigkill_continues_with_same_data_order(tmp_path):
         assert resumed[step]["rows"] == clean[step]["rows"], step
     for step in range(resumed_step + 1, 13):  # optimizer/scheduler/RNG restored: same losses
         assert resumed[step]["loss"] == pytest.approx(clean[step]["loss"], rel=1e-3, abs=1e-4), step
+
+
+def test_load_in_4bit_is_unsloth_only_and_keeps_old_run_names():
+    with pytest.raises(ValueError, match="load_in_4bit"):
+        FinetuneConfig(load_in_4bit=True)
+    assert FinetuneConfig(backend="unsloth", load_in_4bit=True).fingerprint() != \
+        FinetuneConfig(backend="unsloth").fingerprint()
+    from linernotes.config import load_config
+
+    # runs of the CPU recipe made before the field existed were named finetune-4068d3a70c-...
+    assert load_config(FinetuneConfig, REPO / "recipes" / "finetune_cpu.yaml").fingerprint() == "4068d3a70c"
