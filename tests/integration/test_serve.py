@@ -101,6 +101,13 @@ def test_streaming_chat(client):
     assert finish in ("stop", "length")
 
 
+def test_streaming_completions(client):
+    stream = client.completions.create(model=MODEL, prompt="The best rock album of 1971 is", max_tokens=12,
+                                       stream=True, temperature=0)
+    texts = [c.choices[0].text for c in stream if c.choices]
+    assert sum(1 for t in texts if t) >= 2 and "".join(texts).strip()
+
+
 def test_json_schema_response_format(client):
     out = client.chat.completions.create(
         model=MODEL, max_tokens=120, temperature=0,
