@@ -159,13 +159,15 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
 
     # data lineage
     lines += ["## Data lineage", ""]
-    counts = f"{_fmt(lin.get('train_rows'))} / {_fmt(lin.get('train_examples'))}" if tuned else None
+    counts = f"{_fmt(lin.get('train_rows'))} / {_fmt(lin.get('train_examples'))}" \
+        if tuned and lin.get("train_rows") is not None else None
     rows = [("base model", lin.get("base_model")), ("fine-tuning run", lin.get("finetune_run")),
             ("stage", lin.get("stage")), ("started from SFT run", lin.get("sft_run")),
             ("run created", lin.get("finetune_created")),
             ("config fingerprint", lin.get("finetune_config_fingerprint")),
             ("training data", lin.get("train_data")), ("eval data", lin.get("eval_data")),
-            ("data fingerprint", lin.get("data_fingerprint")), ("training rows / examples", counts)]
+            ("data fingerprint", lin.get("data_fingerprint")), ("training rows / examples", counts),
+            ("preference pairs", lin.get("preference_pairs"))]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in rows if v is not None] + [""]
     for up in lin.get("upstream") or []:
         runs = up.get("runs") or []

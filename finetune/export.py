@@ -824,12 +824,13 @@ def data_lineage(finetune_manifest: Mapping[str, Any] | None, run_dir: str | Pat
         "finetune_config_fingerprint": m.get("config_fingerprint"),
         "stage": m.get("stage"),
         "sft_run": m.get("sft_run"),  # a DPO run: the SFT run it started from
-        "train_data": cfg.get("train_data"),
+        "train_data": cfg.get("train_data") or cfg.get("preference_data"),  # SFT rows, or DPO pairs
         "eval_data": cfg.get("eval_data"),
         "data_fingerprint": data.get("fingerprint"),
         "train_rows": data.get("train_rows"),
         "train_examples": data.get("train_examples"),
-        "upstream": _upstream_lineage(cfg.get("train_data")),
+        "preference_pairs": data.get("pairs"),
+        "upstream": _upstream_lineage(cfg.get("train_data") or cfg.get("preference_data")),
     }
 
 

@@ -379,3 +379,16 @@ def test_converter_takes_paths_relative_to_the_callers_directory(base_export, mo
     out = base_export.parent / "relative-Q8_0.gguf"
     assert out.exists() and info["bytes"] == (base_export / "model-Q8_0.gguf").stat().st_size
     out.unlink()
+
+
+def test_model_card_of_a_dpo_run_names_its_pairs_and_sft_run(tmp_path):
+    from finetune.card import model_card
+
+    manifest = {"stage": "dpo", "run": "dpo-abc-def", "sft_run": "runs/finetune-123",
+                "config": {"preference_data": str(tmp_path / "publish-x"), "beta": 0.1},
+                "data": {"pairs": 22, "quarantined": 0, "fingerprint": "f00"}}
+    lineage = ex.data_lineage(manifest, tmp_path / "dpo-abc-def")
+    assert lineage["train_data"].endswith("publish-x") and lineage["preference_pairs"] == 22
+    text = model_card(tmp_path, manifest, None, None, lineage)
+    assert "| preference pairs | 22 |" in text and "runs/finetune-123" in text
+    assert "training rows / examples" not in text
