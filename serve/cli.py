@@ -39,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=d["engine_threads"].default, dest="engine_threads",
                    help="llama.cpp threads (1 is fastest on 2 busy cores)")
     p.add_argument("--ctx-per-slot", type=int, default=d["ctx_per_slot"].default)
+    p.add_argument("--cache-ram-mib", type=int, default=d["engine_cache_ram_mib"].default,
+                   dest="engine_cache_ram_mib", help="cap of llama.cpp's host-RAM prompt cache")
     cat = p.add_mutually_exclusive_group()
     cat.add_argument("--catalog", default=None,
                      help="ingested catalog folder for /v1/explain ids (default: LINERNOTES_HOME/catalog if present)")
@@ -75,7 +77,8 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         host=args.host, port=args.port, engine=args.engine, api_keys=keys, slots=args.slots,
         queue_size=args.queue_size, max_body_bytes=args.max_body_bytes,
         max_tokens_cap=args.max_tokens_cap, request_timeout_s=args.request_timeout_s,
-        engine_threads=args.engine_threads, ctx_per_slot=args.ctx_per_slot, catalog_dir=catalog,
+        engine_threads=args.engine_threads, ctx_per_slot=args.ctx_per_slot,
+        engine_cache_ram_mib=args.engine_cache_ram_mib, catalog_dir=catalog,
         metrics_open=args.metrics_open)
 
 

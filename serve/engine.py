@@ -109,7 +109,7 @@ def build_engine(settings: ServeSettings, kind: str | None = None) -> Engine:
 
         proc = server(model, model_name=settings.served_name, n_parallel=settings.slots,
                       n_threads=settings.engine_threads, ctx_per_slot=settings.ctx_per_slot,
-                      api_key=key)
+                      api_key=key, cache_ram_mib=settings.engine_cache_ram_mib)
     elif kind == "vllm":
         from linernotes.services.vllm_cpu import server
 

@@ -40,6 +40,9 @@ class ServeSettings:
     request_timeout_s: float = 120.0  # queue wait + generation; 504 after
     engine_threads: int = 1  # llama.cpp threads (1 on 2-core machines: stack notes)
     ctx_per_slot: int = 1536
+    # llama.cpp keeps old prompts' KV in host RAM (8192 MiB by default): a long-running
+    # endpoint caps it so its memory stays bounded.
+    engine_cache_ram_mib: int | None = 512
     catalog_dir: Path | None = None  # None: no catalog (explain takes inline item/listener only)
     metrics_open: bool = False  # True: /metrics without a key (for a local Prometheus scraper)
     explain_max_tokens: int = 128

@@ -257,6 +257,7 @@ def test_llamacpp_engine_gets_slots_threads_and_a_private_key(gguf_path):
     assert cmd[cmd.index("--parallel") + 1] == "3" and cmd[cmd.index("--threads") + 1] == "1"
     assert built.process.env["LLAMA_API_KEY"] == built.api_key and len(built.api_key) >= 24
     assert KEY not in " ".join(cmd)
+    assert cmd[cmd.index("--cache-ram-mib") + 1] == "512"  # bounded prompt cache by default
 
 
 # --------------------------------------------------------------------------- app over a stand-in engine

@@ -26,7 +26,7 @@ DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 def server(model_path: str | Path | None = None, port: int | None = None, *,
            model_name: str = DEFAULT_MODEL_NAME, n_parallel: int = 8, n_threads: int = 1,
            ctx_per_slot: int = 1536, host: str = "127.0.0.1",
-           api_key: str | None = None) -> ServerProcess:
+           api_key: str | None = None, cache_ram_mib: int | None = None) -> ServerProcess:
     """A (not yet started) llama.cpp server over a GGUF; default: packaged SmolLM2.
 
     n_threads defaults to 1: on these 2-core machines llama.cpp with 2 threads
@@ -40,6 +40,8 @@ def server(model_path: str | Path | None = None, port: int | None = None, *,
            "--port", str(port), "--host", host, "--alias", model_name,
            "--parallel", str(n_parallel), "--threads", str(n_threads),
            "--ctx-size", str(ctx_per_slot * n_parallel)]
+    if cache_ram_mib is not None:  # None: llama.cpp's default host-RAM prompt cache (8192 MiB)
+        cmd += ["--cache-ram-mib", str(cache_ram_mib)]
     env = {"LLAMA_API_KEY": api_key} if api_key else {}
     log = paths.sub("logs") / f"llamacpp-{port}.log"
     return ServerProcess(name="llama.cpp server", cmd=cmd, host=host, port=port, log_path=log, env=env)
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ctx-size", type=int, default=8192)
+    ap.add_argument("--cache-ram-mib", type=int, default=None,
+                    help="cap of llama.cpp's host-RAM prompt cache (default: llama.cpp's, 8192)")
     args = ap.parse_args(argv)
     if not Path(args.model).is_file():
         raise SystemExit(f"model file not found: {args.model}")
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     params.hostnames = [args.host]
     params.use_jinja = True  # the GGUF's own chat template
     params.endpoint_metrics = True
+    if args.cache_ram_mib is not None:
+        params.cache_ram_mib = args.cache_ram_mib
     if os.environ.get("LLAMA_API_KEY"):
         params.api_keys = [os.environ["LLAMA_API_KEY"]]
     srv = xlc.Server(params)  # starts listening in background threads
