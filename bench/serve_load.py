@@ -68,7 +68,7 @@ def build_prompts(catalog_dir: Path | None, n: int, seed: int) -> list[list[dict
 
     from synth.prompts import PromptBuilder
 
-    builder = PromptBuilder.default(few_shot=0)
+    builder = PromptBuilder.zero_shot()
     rng = random.Random(seed)
     folder = catalog_dir or paths.catalog_dir()
     if (folder / "items.parquet").exists():

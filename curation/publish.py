@@ -146,10 +146,9 @@ def prompt_messages(row: Mapping[str, Any], builder=None) -> list[dict[str, str]
     from linernotes.records import Item, Listener
     from synth.prompts import PromptBuilder
 
-    builder = builder or PromptBuilder.default(few_shot=0)
+    zero = PromptBuilder(builder.template, [], 0) if builder is not None else PromptBuilder.zero_shot()
     item = Item.model_validate(_json(row.get("item"), {}))
     listener = Listener.model_validate(_json(row.get("listener"), {}))
-    zero = PromptBuilder(builder.template, [], 0)
     return [{"role": m["role"], "content": m["content"]} for m in zero.messages(item, listener)]
 
 

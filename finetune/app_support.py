@@ -19,18 +19,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from finetune.config import FinetuneConfig
-from finetune.train import ADAPTER_DIR, LOG_NAME, read_log
+from finetune.train import LOG_NAME, complete_runs, read_log
 from linernotes import paths
 
 
 def list_runs(stages: tuple[str, ...] = ("dpo", "finetune")) -> list[Path]:
     """Complete training runs (with an adapter), newest first."""
-    root = paths.runs_dir()
-    if not root.is_dir():
-        return []
-    found = [p for s in stages for p in root.glob(f"{s}-*")
-             if (p / "COMPLETE").exists() and (p / ADAPTER_DIR).is_dir()]
-    return sorted(found, key=lambda p: (p / "COMPLETE").stat().st_mtime, reverse=True)
+    return complete_runs(stages)
 
 
 def train_argv(config: FinetuneConfig) -> list[str]:

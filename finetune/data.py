@@ -151,12 +151,13 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
     raise ValueError(f"unsupported SFT data file {path} (expected .jsonl, .json, .parquet or a folder)")
 
 
-def golden_example_rows(golden_path: str | Path | None = None) -> list[dict[str, Any]]:
+def golden_example_rows(golden_path: str | Path | None = None,
+                        template_path: str | Path | None = None) -> list[dict[str, Any]]:
     """The editors' golden few-shot examples (synth/data/golden_examples.yaml) as SFT rows:
     [system, user, assistant] in the zero-shot format the student trains on."""
     from synth.prompts import PromptBuilder
 
-    builder = PromptBuilder.default(golden_path=golden_path, few_shot=0)
+    builder = PromptBuilder.default(template_path, golden_path, few_shot=0)
     return [{"item_id": None, "item_type": ex.item_type, "source": "editor_golden",
              "messages": [{"role": "system", "content": builder.system_message(ex.item_type)},
                           {"role": "user", "content": builder.user_message(ex.item, ex.listener)},

@@ -23,17 +23,16 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from finetune.config import DPOStageConfig
-from finetune.train import (ADAPTER_DIR, FT_VERSIONED, LOG_NAME, _loadavg, _make_callback, _step_of,
-                            _torch_threads, _trainer_class, _Tracker, _truncate_log, clean_incomplete,
-                            complete_checkpoints, latest_complete_checkpoint, read_log,
-                            require_cuda_for_unsloth)
+from finetune.train import (ADAPTER_DIR, FT_VERSIONED, _loadavg, _make_callback, _torch_threads,
+                            _trainer_class, _Tracker, complete_checkpoints, complete_runs,
+                            prepare_run_folder, read_log, require_cuda_for_unsloth, save_adapter,
+                            steady_steps)
 from linernotes.runs import RunDir, base_manifest, package_versions
 
 STAGE = "dpo"
@@ -97,11 +96,8 @@ def load_preferences(path: str | Path) -> list[dict[str, Any]]:
 
 def newest_run(stage: str, runs_dir: str | None = None) -> Path | None:
     """The newest complete run of a stage (finetune, dpo) under the runs folder."""
-    from linernotes import paths
-
-    root = Path(runs_dir) if runs_dir else paths.runs_dir()
-    found = [p for p in root.glob(f"{stage}-*") if (p / "COMPLETE").exists() and (p / ADAPTER_DIR).is_dir()]
-    return max(found, key=lambda p: (p / "COMPLETE").stat().st_mtime) if found else None
+    found = complete_runs((stage,), runs_dir)
+    return found[0] if found else None
 
 
 def _pref_fingerprint(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -156,20 +152,9 @@ def train_dpo(config: DPOStageConfig, pref_rows: Sequence[Mapping[str, Any]],
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, str(sft_path / ADAPTER_DIR), is_trainable=True)
 
-    run.path.mkdir(parents=True, exist_ok=True)
-    (run.path / "COMPLETE").unlink(missing_ok=True)
+    ckpt_dir, log_path, last, removed = prepare_run_folder(run, config.resume)
     quarantine = run.path / "quarantine.jsonl"
     quarantine.write_text("".join(json.dumps(b, ensure_ascii=False, default=str) + "\n" for b in bad))
-    ckpt_dir = run.path / "checkpoints"
-    removed = clean_incomplete(ckpt_dir)
-    log_path = run.path / LOG_NAME
-    last = latest_complete_checkpoint(ckpt_dir) if config.resume else None
-    if last is not None:
-        _truncate_log(log_path, _step_of(last))
-    else:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        log_path.unlink(missing_ok=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     cuda = torch.cuda.is_available()
     args = DPOConfig(
@@ -190,26 +175,15 @@ def train_dpo(config: DPOStageConfig, pref_rows: Sequence[Mapping[str, Any]],
                   processing_class=tokenizer, callbacks=[_make_callback(tracker)])
     trainer._tracker = tracker
     trainer._keep_checkpoints = config.save_total_limit
-    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-
-    adapter_dir = run.path / ADAPTER_DIR
-    tmp = run.path / f".{ADAPTER_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
+    result = trainer.train(resume_from_checkpoint=last)
     # Only the trained ("default") adapter is the result; TRL's frozen "ref" copy is not.
-    ref = tmp / "ref"
-    if ref.is_dir():
-        shutil.rmtree(ref)
-    shutil.rmtree(adapter_dir, ignore_errors=True)
-    os.rename(tmp, adapter_dir)
+    save_adapter(trainer, tokenizer, run, drop=("ref",))
 
     log = read_log(run)
     losses = [{"step": r["step"], "loss": r["loss"],
                **{k: r[k] for k in ("rewards/accuracies", "rewards/margins") if k in r}}
               for r in log if "loss" in r]
-    timed = [s for s in tracker.steps if s.get("seconds")]
-    steady = timed[1:] if len(timed) > 1 else timed
+    steady = steady_steps(tracker)
     manifest = base_manifest(STAGE, resolved, run)
     manifest["versions"] = package_versions(FT_VERSIONED)
     manifest.update({
@@ -218,7 +192,7 @@ def train_dpo(config: DPOStageConfig, pref_rows: Sequence[Mapping[str, Any]],
         "base_model": base, "sft_run": str(sft_path), "sft_manifest_run": sft_manifest.get("run"),
         "data": {"pairs": len(good), "quarantined": len(bad), "fingerprint": _pref_fingerprint(good),
                  "problems": [b["error"] for b in bad[:10]]},
-        "global_step": int(trainer.state.global_step), "resumed_from": str(last) if last else None,
+        "global_step": int(trainer.state.global_step), "resumed_from": last,
         "removed_incomplete_checkpoints": removed, "losses": losses,
         "first_loss": losses[0]["loss"] if losses else None,
         "final_loss": losses[-1]["loss"] if losses else None,

@@ -73,14 +73,6 @@ def heldout_pairs(catalog, config: EvalConfig, exclude_items: set[str]) -> list:
     return out
 
 
-def prompt_for(item, listener) -> list[dict[str, str]]:
-    """The zero-shot prompt the student is trained and served with (same as curation.publish)."""
-    from synth.prompts import PromptBuilder
-
-    builder = PromptBuilder.default(few_shot=0)
-    return PromptBuilder(builder.template, [], 0).messages(item, listener)
-
-
 # ---------------------------------------------------------------- generation
 
 def generate(model, tokenizer, prompts: Sequence[list[dict]], max_new_tokens: int, batch_size: int = 8,
@@ -308,6 +300,7 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
     from linernotes import paths
     from synth.catalog.ingest import load_catalog
     from synth.pipeline import load_gate_index
+    from synth.prompts import PromptBuilder
 
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
@@ -323,7 +316,8 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
     catalog = load_catalog(catalog_dir)
     pairs = heldout_pairs(catalog, config, exclude)
     index = load_gate_index(catalog_dir)
-    prompts = [prompt_for(p.item, p.listener) for p in pairs]
+    builder = PromptBuilder.zero_shot()  # the prompt the student was trained on
+    prompts = [builder.messages(p.item, p.listener) for p in pairs]
 
     tokenizer = AutoTokenizer.from_pretrained(str(run_dir / ADAPTER_DIR))
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
@@ -348,7 +342,7 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
             mm = None
             if mmlu_questions:
                 task = bar.add_task(f"{name}: MMLU", total=1)
-                mm = score_mmlu(model, AutoTokenizer.from_pretrained(str(run_dir / ADAPTER_DIR)), mmlu_questions)
+                mm = score_mmlu(model, tokenizer, mmlu_questions)
                 bar.advance(task)
             results[name] = {"outputs": outputs, "seconds": round(gen_s, 1), "mmlu": mm}
 

@@ -446,12 +446,9 @@ def _merged_complete(folder: Path) -> bool:
 def golden_prompts(golden_path: str | Path | None = None, template_path: str | Path | None = None
                    ) -> list[list[dict[str, str]]]:
     """The editors' golden examples as zero-shot [system, user] prompts (the SFT prompt format)."""
-    from synth.prompts import PromptBuilder
+    from finetune.data import golden_example_rows
 
-    builder = PromptBuilder.default(template_path, golden_path, few_shot=0)
-    return [[{"role": "system", "content": builder.system_message(ex.item_type)},
-             {"role": "user", "content": builder.user_message(ex.item, ex.listener)}]
-            for ex in builder.golden]
+    return [row["messages"][:2] for row in golden_example_rows(golden_path, template_path)]
 
 
 def stop_probe_prompts() -> list[list[dict[str, str]]]:

@@ -235,6 +235,57 @@ def read_log(run: RunDir | Path) -> list[dict[str, Any]]:
     return out
 
 
+def complete_runs(stages: Sequence[str] = ("dpo", "finetune"), runs_dir: str | Path | None = None) -> list[Path]:
+    """Complete training runs of these stages that hold an adapter, newest first."""
+    from linernotes import paths
+
+    root = Path(runs_dir) if runs_dir else paths.runs_dir()
+    if not root.is_dir():
+        return []
+    found = [p for s in stages for p in root.glob(f"{s}-*")
+             if (p / "COMPLETE").exists() and (p / ADAPTER_DIR).is_dir()]
+    return sorted(found, key=lambda p: (p / "COMPLETE").stat().st_mtime, reverse=True)
+
+
+def prepare_run_folder(run: RunDir, resume: bool) -> tuple[Path, Path, str | None, list[str]]:
+    """Checkpoint folder ready for a (re)start: (ckpt_dir, log_path, checkpoint to resume from,
+    incomplete checkpoints removed). Without a checkpoint to resume, old ones and the log go."""
+    ckpt_dir = run.path / "checkpoints"
+    run.path.mkdir(parents=True, exist_ok=True)
+    (run.path / "COMPLETE").unlink(missing_ok=True)
+    removed = clean_incomplete(ckpt_dir)
+    log_path = run.path / LOG_NAME
+    last = latest_complete_checkpoint(ckpt_dir) if resume else None
+    if last is not None:
+        _truncate_log(log_path, _step_of(last))
+    else:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        log_path.unlink(missing_ok=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    return ckpt_dir, log_path, str(last) if last else None, removed
+
+
+def save_adapter(trainer, tokenizer, run: RunDir, drop: Sequence[str] = ()) -> Path:
+    """The trained adapter + tokenizer as `<run>/adapter/`, written aside then renamed into place.
+    `drop`: sub-folders the trainer saved that are not the result (DPO's frozen "ref" adapter)."""
+    adapter_dir = run.path / ADAPTER_DIR
+    tmp = run.path / f".{ADAPTER_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    for name in drop:
+        shutil.rmtree(tmp / name, ignore_errors=True)
+    shutil.rmtree(adapter_dir, ignore_errors=True)
+    os.rename(tmp, adapter_dir)
+    return adapter_dir
+
+
+def steady_steps(tracker: _Tracker) -> list[dict[str, Any]]:
+    """Timed steps of this process without its first (one-off costs: allocations, lazy init)."""
+    timed = [s for s in tracker.steps if s.get("seconds")]
+    return timed[1:] if len(timed) > 1 else timed
+
+
 # ---------------------------------------------------------------- trainer
 
 def _trainer_class(kind: str = "sft"):
@@ -396,22 +447,7 @@ def prepare_training(config: FinetuneConfig, train_rows: Sequence[Mapping[str, A
     if config.backend == "peft":
         model = _load_peft_model(config, base)
 
-    ckpt_dir = run.path / "checkpoints"
-    run.path.mkdir(parents=True, exist_ok=True)
-    (run.path / "COMPLETE").unlink(missing_ok=True)
-    removed = clean_incomplete(ckpt_dir)
-    log_path = run.path / LOG_NAME
-    resume_from = None
-    if config.resume:
-        last = latest_complete_checkpoint(ckpt_dir)
-        if last is not None:
-            resume_from = str(last)
-    if resume_from:
-        _truncate_log(log_path, _step_of(Path(resume_from)))
-    else:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        log_path.unlink(missing_ok=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir, log_path, resume_from, removed = prepare_run_folder(run, config.resume)
 
     cuda = torch.cuda.is_available()
     bf16 = bool(cuda and torch.cuda.is_bf16_supported())
@@ -481,19 +517,12 @@ def train_sft(config: FinetuneConfig, train_rows: Sequence[Mapping[str, Any]],
     trainer, run, tracker = prep.trainer, prep.run, prep.tracker
     result = trainer.train(resume_from_checkpoint=prep.resume_from)
 
-    adapter_dir = run.path / ADAPTER_DIR
-    tmp = run.path / f".{ADAPTER_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    prep.tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(adapter_dir, ignore_errors=True)
-    os.rename(tmp, adapter_dir)
+    save_adapter(trainer, prep.tokenizer, run)
 
     log = read_log(run)
     losses = [{"step": r["step"], "loss": r["loss"]} for r in log if "loss" in r]
     timed = [s for s in tracker.steps if s.get("seconds")]
-    # The first step of a process carries one-off costs (allocations, lazy init).
-    steady = timed[1:] if len(timed) > 1 else timed
+    steady = steady_steps(tracker)
     step_s = sum(s["seconds"] for s in steady) / len(steady) if steady else None
     tok_s = (sum(s["tokens"] for s in steady) / sum(s["seconds"] for s in steady)) if steady else None
     padded_tok_s = (sum(s["padded_tokens"] for s in steady) / sum(s["seconds"] for s in steady)) \

@@ -155,7 +155,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     curate_cfg = load_config(CurateConfig, CURATE_RECIPE, {"synth_run": str(run.path)})
     curated = run_curate(curate_cfg, force=args.force)
     _print_curate(curated)
-    label_run = _demo_label(curated, con)
+    label_run = demo_label(curated, con)
     published = _demo_publish(run, curated, label_run, con)
     tuned = _demo_finetune(published, con)
     _demo_serve(tuned, con)
@@ -163,12 +163,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_label(curated, con):
+def demo_label(curated, con=None):
     """Push the review sample to a local Argilla, let the DEMO STAND-IN annotators
-    answer through the API, pull and resolve. The stack keeps running for a look."""
+    answer through the API, pull and resolve. The stack keeps running for a look.
+    (Public: the walkthrough notebook labels the same way.)"""
     from curation import label_stage
     from linernotes.services import argilla
 
+    con = con or _console()
     con.print("\n[bold]Labeling[/] in a local Argilla (redis + osmem + argilla-server)")
     stack = argilla.up(detach=True)
     name = label_stage.default_dataset_name(curated)
@@ -190,7 +192,7 @@ def _demo_label(curated, con):
     return label_run
 
 
-def _demo_publish(synth_run, curated, label_run, con) -> None:
+def _demo_publish(synth_run, curated, label_run, con):
     from curation import publish
 
     out = publish.publish_runs(synth_run, curated, label_run)

@@ -1,7 +1,7 @@
 """The `/v1/explain` domain route without HTTP: request -> training prompt -> gated answer.
 
 The prompt is the one the model was fine-tuned on: the zero-shot [system, user]
-messages of `synth.prompts.PromptBuilder(template, [], 0)` (what
+messages of `synth.prompts.PromptBuilder.zero_shot()` (what
 `curation.publish.prompt_messages` rebuilds for SFT rows). Generation is
 constrained to `EXPLANATION_SCHEMA`, parsed with `synth.llm.parse_explanation`
 and judged by `synth.gates.run_gates` with the catalog's gate index (the same
@@ -55,12 +55,11 @@ class Explainer:
     """Builds prompts and judges answers; the HTTP layer does the engine call."""
 
     def __init__(self, catalog: CatalogView | None, template_path: str | Path | None = None):
-        from synth.prompts import PromptBuilder, PromptTemplate
+        from synth.prompts import PromptBuilder
 
         self.catalog = catalog
-        template = PromptTemplate.load(template_path)
-        self.builder = PromptBuilder(template, [], 0)  # zero-shot, as in the SFT rows
-        self.prompt_version = template.version_id
+        self.builder = PromptBuilder.zero_shot(template_path)  # as in the SFT rows
+        self.prompt_version = self.builder.template.version_id
 
     def resolve(self, body: dict[str, Any]) -> tuple[Item, Listener]:
         """Item and listener from ids (catalog) or inline objects; ExplainError otherwise."""
@@ -74,43 +73,33 @@ class Explainer:
                                     "object, or start it with a catalog (`linernotes setup`)")
 
     def _item(self, body: dict[str, Any]) -> Item:
-        if body.get("item") is not None:
-            raw = body["item"]
-            if not isinstance(raw, dict):
-                raise ExplainError(400, "item must be an object")
-            raw = {"source": "inline", "source_row": "request", **raw}
-            raw.setdefault("item_id", f"{raw.get('item_type', 'item')}:inline")
-            try:
-                return Item.model_validate(raw)
-            except ValidationError as exc:
-                raise ExplainError(400, f"invalid item: {_first_error(exc)}") from None
-        item_id = body.get("item_id")
-        if not isinstance(item_id, str) or not item_id:
-            raise ExplainError(400, "give item_id (a catalog id) or item (an object)")
-        self._need_catalog("item_id")
-        try:
-            return self.catalog.items[item_id]
-        except KeyError:
-            raise ExplainError(404, f"unknown item_id {item_id!r}") from None
+        return self._one(body, "item", Item, lambda raw: {
+            "source": "inline", "source_row": "request", "item_id": f"{raw.get('item_type', 'item')}:inline"},
+            lambda: self.catalog.items)
 
     def _listener(self, body: dict[str, Any]) -> Listener:
-        if body.get("listener") is not None:
-            raw = body["listener"]
+        return self._one(body, "listener", Listener, lambda raw: {"listener_id": "inline", "source": "inline"},
+                         lambda: self.catalog.listeners)
+
+    def _one(self, body: dict[str, Any], key: str, model, defaults, table):
+        """`body[key]` as an inline object (defaults filled in), else `body[key + "_id"]` looked up
+        in the catalog; ExplainError names the field otherwise."""
+        raw = body.get(key)
+        if raw is not None:
             if not isinstance(raw, dict):
-                raise ExplainError(400, "listener must be an object")
-            raw = {"listener_id": "inline", "source": "inline", **raw}
+                raise ExplainError(400, f"{key} must be an object")
             try:
-                return Listener.model_validate(raw)
+                return model.model_validate({**defaults(raw), **raw})
             except ValidationError as exc:
-                raise ExplainError(400, f"invalid listener: {_first_error(exc)}") from None
-        listener_id = body.get("listener_id")
-        if not isinstance(listener_id, str) or not listener_id:
-            raise ExplainError(400, "give listener_id (a catalog id) or listener (an object)")
-        self._need_catalog("listener_id")
+                raise ExplainError(400, f"invalid {key}: {_first_error(exc)}") from None
+        ident = body.get(f"{key}_id")
+        if not isinstance(ident, str) or not ident:
+            raise ExplainError(400, f"give {key}_id (a catalog id) or {key} (an object)")
+        self._need_catalog(f"{key}_id")
         try:
-            return self.catalog.listeners[listener_id]
+            return table()[ident]
         except KeyError:
-            raise ExplainError(404, f"unknown listener_id {listener_id!r}") from None
+            raise ExplainError(404, f"unknown {key}_id {ident!r}") from None
 
     def warm_up(self) -> None:
         """Load the gates' word lists now, not on the first request (~1 s)."""

@@ -143,6 +143,11 @@ class PromptBuilder:
                 max_words: int = 30) -> "PromptBuilder":
         return cls(PromptTemplate.load(template_path, max_words), load_golden(golden_path), few_shot)
 
+    @classmethod
+    def zero_shot(cls, template_path=None, max_words: int = 30) -> "PromptBuilder":
+        """[system, user] only: the prompt the student is fine-tuned on, evaluated and served with."""
+        return cls(PromptTemplate.load(template_path, max_words), [], 0)
+
     def examples_for(self, item_type: str) -> list[GoldenExample]:
         same = [g for g in self.golden if g.item_type == item_type]
         other = [g for g in self.golden if g.item_type != item_type]
