@@ -598,7 +598,9 @@ class EndpointHandle:
         return self.process.proc.pid if self.process.proc else None
 
     def stop(self) -> None:
-        self.process.stop()
+        # The endpoint's own orderly shutdown (uvicorn's 5 s drain, then the
+        # engine's stop) fits in this grace, so it is rarely SIGKILLed.
+        self.process.stop(grace_s=20.0)
 
     def __enter__(self) -> "EndpointHandle":
         return self

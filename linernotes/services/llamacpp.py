@@ -11,6 +11,7 @@ forked copy of a running llama.cpp would be trouble.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from linernotes import paths
 from linernotes.services.process import ServerProcess, free_port
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+SHUTDOWN_GRACE_S = 3.0  # for an orderly teardown after SIGTERM; then a hard exit
 
 
 def server(model_path: str | Path | None = None, port: int | None = None, *,
@@ -86,7 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"llama.cpp server listening on {args.host}:{args.port} ({args.alias})", flush=True)
     stop.wait()
+    # xllamacpp's Server teardown waits, holding the GIL, for an in-flight
+    # generation (up to max_tokens). A C-level watchdog (faulthandler needs no
+    # GIL) exits hard if the orderly teardown takes too long, so SIGTERM always
+    # means "gone within seconds" to whoever stops us.
+    print(f"stopping (hard exit after {SHUTDOWN_GRACE_S:.0f}s if a generation is in flight)", flush=True)
+    faulthandler.dump_traceback_later(SHUTDOWN_GRACE_S, exit=True)
     del srv
+    faulthandler.cancel_dump_traceback_later()
 
 
 if __name__ == "__main__":

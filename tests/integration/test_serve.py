@@ -1,7 +1,7 @@
 """The real endpoint: `python -m serve` in a subprocess over the packaged SmolLM2 GGUF
 (llama.cpp engine), the fixture catalog, and the real `openai` client.
 
-One endpoint for the session with 1 slot and no wait queue, so overload is easy
+One endpoint for this module with 1 slot and no wait queue, so overload is easy
 to provoke: a second simultaneous request is refused with 429. Small max_tokens
 everywhere; model outputs are never compared to fixed strings.
 """
@@ -28,27 +28,36 @@ KEY = "integration-key-1"
 MODEL = "smollm2-135m-instruct"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped (and checked) when this file is done
 def endpoint(gguf_path, fixture_catalog_dir):
     handle = start_endpoint(gguf_path, api_keys=[KEY, "integration-key-2"],
                             catalog_dir=fixture_catalog_dir, slots=1, queue_size=0,
                             max_tokens_cap=1024, request_timeout_s=60, served_name=MODEL)
     import psutil
 
-    engine_pids = [c.pid for c in psutil.Process(handle.pid).children(recursive=True)]
-    assert engine_pids  # the llama.cpp engine runs as a child process
+    # Process objects, not bare PIDs: is_running() also checks the start time,
+    # so a PID reused later in a long session is not taken for the engine.
+    engine_procs = psutil.Process(handle.pid).children(recursive=True)
+    assert engine_procs  # the llama.cpp engine runs as a child process
     yield handle
     pid = handle.pid
     handle.stop()
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+    def engine_alive() -> bool:
+        for proc in engine_procs:
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    return True
+            except psutil.NoSuchProcess:
+                pass
+        return False
+
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(psutil.pid_exists(p) and
-                                              psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                                              for p in engine_pids):
+    while time.monotonic() < deadline and engine_alive():
         time.sleep(0.2)
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                   for p in engine_pids), "engine outlived the endpoint"
+    assert not engine_alive(), "engine outlived the endpoint"
 
 
 @pytest.fixture

@@ -45,6 +45,51 @@ def test_llamacpp_server_chat_and_json_schema(gguf_path):
         os.killpg(pid, 0)  # the whole process group is gone
 
 
+def test_sigterm_with_generation_in_flight_exits_within_seconds(gguf_path):
+    """llama.cpp's teardown waits for a running generation (up to max_tokens, minutes
+    on CPU); SIGTERM must still end the server promptly, or a stopped endpoint leaves
+    its engine behind."""
+    import threading
+
+    import httpx
+
+    from linernotes.services.llamacpp import SHUTDOWN_GRACE_S
+
+    srv = server(gguf_path, n_parallel=1).start()
+    outcome: dict[str, object] = {}
+
+    def long_generation():
+        try:
+            outcome["status"] = httpx.post(
+                srv.base_url + "/v1/chat/completions", timeout=120,
+                json={"messages": [{"role": "user", "content": "Tell a long story."}],
+                      "max_tokens": 1024, "ignore_eos": True}).status_code
+        except httpx.HTTPError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=long_generation, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the slot is actually generating
+        slots = httpx.get(srv.base_url + "/slots", timeout=5).json()
+        if any(s.get("is_processing") for s in slots):
+            break
+        time.sleep(0.1)
+    else:
+        srv.stop()
+        pytest.fail("the generation never started")
+    proc = srv.proc
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=SHUTDOWN_GRACE_S + 7)
+    finally:
+        srv.stop()
+    assert time.monotonic() - t0 < SHUTDOWN_GRACE_S + 7
+    worker.join(timeout=10)
+    assert "error" in outcome  # the request was cut, not completed
+
+
 def test_pipeline_through_llamacpp(fixture_catalog_dir, tmp_path, isolated_home, gguf_path):
     config = SynthConfig(n_per_type=3, catalog_dir=str(fixture_catalog_dir), runs_dir=str(tmp_path),
                          concurrency=4, model_path=str(gguf_path), max_new_tokens=128)
