@@ -32,10 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
-for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ.setdefault(_var, "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from linernotes import paths  # noqa: E402
+
+paths.use_offline_hub()
 
 
 def parse_args(argv=None):

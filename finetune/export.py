@@ -152,8 +152,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _offline_env() -> None:
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(var, "1")
+    paths.use_offline_hub()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -223,8 +222,7 @@ def _converter_env(converter: Path) -> dict[str, str]:
     # The vendored gguf-py first: the scripts need a newer gguf than the PyPI release.
     env["PYTHONPATH"] = os.pathsep.join([str(converter / "gguf-py"), str(converter)]
                                         + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        env.setdefault(var, "1")
+    paths.use_offline_hub(env)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
 

@@ -28,8 +28,7 @@ DEMO_RECIPE = paths.REPO_ROOT / "recipes" / "synth_demo.yaml"
 CURATE_RECIPE = paths.REPO_ROOT / "recipes" / "curate_demo.yaml"
 
 # No model hub here: anything that tries one must fail fast, not hang.
-for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ.setdefault(_var, "1")
+paths.use_offline_hub()
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # distilabel 1.5.3 on pydantic 2.14 warns on every model build; not ours to fix.
 warnings.filterwarnings("ignore", message="The 'default' attribute with value None")

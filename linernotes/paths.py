@@ -15,6 +15,18 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# No model hub is reachable here: anything that tries one must fail fast, not hang.
+HUB_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def use_offline_hub(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Set the Hugging Face offline switches in env (default: os.environ) unless
+    the caller set them; call before transformers/datasets are imported."""
+    env = os.environ if env is None else env
+    for var in HUB_OFFLINE_VARS:
+        env.setdefault(var, "1")
+    return env
+
 
 def home() -> Path:
     env = os.environ.get("LINERNOTES_HOME")

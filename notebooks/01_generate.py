@@ -4,17 +4,15 @@ __generated_with = "0.25.2"
 app = marimo.App(width="full", app_title="linernotes: generate")
 
 with app.setup:
-    import os
-
     import marimo as mo
 
+    from linernotes import paths
     from synth import app_support as support
     from synth import backends
     from synth.pipeline import load_records, plan_rows
     from synth.prompts import DEFAULT_GOLDEN, DEFAULT_TEMPLATE
 
-    for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(_var, "1")
+    paths.use_offline_hub()
 
 
 @app.cell

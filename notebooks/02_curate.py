@@ -4,7 +4,6 @@ __generated_with = "0.25.2"
 app = marimo.App(width="full", app_title="linernotes: curate")
 
 with app.setup:
-    import os
     from pathlib import Path
 
     import marimo as mo
@@ -19,8 +18,7 @@ with app.setup:
     from linernotes.config import CurateConfig
     from linernotes.runs import RunDir
 
-    for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(_var, "1")
+    paths.use_offline_hub()
     DEFAULTS = CurateConfig()
     TABLE_COLUMNS = ["record_id", "item_type", "item_title", "explanation", "gates_outcome",
                      "cluster", "cluster_label", "kept", "dup_stage", "dup_of"]

@@ -15,8 +15,7 @@ with app.setup:
     from linernotes import paths
     from linernotes.services import argilla as svc
 
-    for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(_var, "1")
+    paths.use_offline_hub()
 
 
 @app.cell

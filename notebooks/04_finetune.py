@@ -4,8 +4,6 @@ __generated_with = "0.25.2"
 app = marimo.App(width="full", app_title="linernotes: fine-tune")
 
 with app.setup:
-    import json
-    import os
     from pathlib import Path
 
     import marimo as mo
@@ -14,8 +12,7 @@ with app.setup:
     from finetune.config import EvalConfig, FinetuneConfig
     from linernotes import paths
 
-    for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(_var, "1")
+    paths.use_offline_hub()
 
 
 @app.cell

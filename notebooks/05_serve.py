@@ -4,17 +4,15 @@ __generated_with = "0.25.2"
 app = marimo.App(width="full", app_title="linernotes: serve")
 
 with app.setup:
-    import os
-
     import marimo as mo
     import pandas as pd
 
+    from linernotes import paths
     from serve import playground
     from serve.app import client_examples
     from synth import app_support as support
 
-    for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(_var, "1")
+    paths.use_offline_hub()
 
 
 @app.cell

@@ -22,7 +22,6 @@ makes llama.cpp (and vLLM) abort that generation and free its slot.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shlex
 import sys
@@ -697,10 +696,10 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m serve ...` (what `linernotes serve` and start_endpoint run)."""
     import argparse
 
+    from linernotes import paths
     from serve.cli import add_arguments, run_from_args
 
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(var, "1")
+    paths.use_offline_hub()
     parser = argparse.ArgumentParser(prog="linernotes serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)

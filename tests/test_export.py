@@ -16,9 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ.setdefault(_k, "1")
-
 from finetune import export as ex  # noqa: E402
 from finetune.card import model_card  # noqa: E402
 

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
-
-for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ.setdefault(_k, "1")
 
 from linernotes import hfmodel, paths  # noqa: E402
 

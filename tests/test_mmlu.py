@@ -7,14 +7,10 @@ point estimate, predictions equal a hand-computed argmax), not a score bar.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 
 import pytest
-
-for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ.setdefault(_k, "1")
 
 from finetune import mmlu  # noqa: E402
 

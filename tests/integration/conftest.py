@@ -20,9 +20,6 @@ from linernotes.services import vllm_cpu
 
 START_TIMEOUT_S = float(os.environ.get("LINERNOTES_VLLM_START_TIMEOUT", "900"))
 
-for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ.setdefault(_k, "1")
-
 
 @contextlib.contextmanager
 def _live_output(pytestconfig):
