@@ -66,7 +66,7 @@ def build_prompts(catalog_dir: Path | None, n: int, seed: int) -> list[list[dict
     """Zero-shot [system, user] liner-note prompts (the fine-tune's format) for n pairs."""
     import random
 
-    from synth.prompts import PromptBuilder
+    from linernotes.domain.prompts import PromptBuilder
 
     builder = PromptBuilder.zero_shot()
     rng = random.Random(seed)
@@ -94,7 +94,7 @@ async def drive(base_url: str, api_key: str, model: str, prompts: list[list[dict
     import openai
     from openai import AsyncOpenAI
 
-    from synth.prompts import EXPLANATION_SCHEMA
+    from linernotes.domain.prompts import EXPLANATION_SCHEMA
 
     client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=300)
     sem = asyncio.Semaphore(concurrency)

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from linernotes.services.llamacpp import DEFAULT_MODEL_NAME, server
     from synth.catalog.ingest import load_catalog
     from synth.pipeline import build_rows, plan_rows
-    from synth.prompts import EXPLANATION_SCHEMA, PromptBuilder
+    from linernotes.domain.prompts import EXPLANATION_SCHEMA, PromptBuilder
 
     item_types = [t.strip() for t in args.item_types.split(",") if t.strip()]
     per_type = max(1, math.ceil(args.rows / len(item_types)))

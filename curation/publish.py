@@ -44,7 +44,7 @@ parquet files). `load_table(folder, config)` reads a table back bypassing the
 `datasets` cache (which is keyed by folder name + config, not content).
 
 `refresh_golden_examples(golden_df)` rewrites the editable few-shot file
-(synth/data/golden_examples.yaml) from the expert golden set.
+(linernotes/domain/data/golden_examples.yaml) from the expert golden set.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def prompt_messages(row: Mapping[str, Any], builder=None) -> list[dict[str, str]
         return [{"role": "system", "content": msgs[0]["content"]},
                 {"role": "user", "content": msgs[-1]["content"]}]
     from linernotes.records import Item, Listener
-    from synth.prompts import PromptBuilder
+    from linernotes.domain.prompts import PromptBuilder
 
     zero = PromptBuilder(builder.template, [], 0) if builder is not None else PromptBuilder.zero_shot()
     item = Item.model_validate(_json(row.get("item"), {}))
@@ -503,7 +503,7 @@ def _golden_entry(row: Mapping[str, Any], raw_by_id: Mapping[str, Mapping] | Non
                   require_gates: bool = True) -> dict | None:
     """A golden set row (+ its synth row for item/listener) -> a few-shot YAML entry."""
     from linernotes.records import Item, Listener
-    from synth.prompts import listener_context
+    from linernotes.domain.prompts import listener_context
 
     src = dict(row)
     if raw_by_id is not None and str(row.get("record_id")) in raw_by_id:
@@ -520,7 +520,7 @@ def _golden_entry(row: Mapping[str, Any], raw_by_id: Mapping[str, Mapping] | Non
     if text != str(src.get("original") or text).strip():
         facts = corrected_facts(text, facts, item_d)
     if require_gates:
-        from synth.gates import run_gates
+        from linernotes.domain.gates import run_gates
 
         if not all(g.passed for g in run_gates(text, facts, item, listener).values()):
             return None
@@ -542,7 +542,7 @@ def refresh_golden_examples(golden_df: pd.DataFrame, path: str | Path | None = N
     their `record_id` (load_golden ignores it) and replace earlier golden-set entries. Golden rows need `item` and `listener` (JSON of `Item`/`Listener`), either as
     columns or from `raw` (the synth run rows, joined on record_id).
     """
-    from synth.prompts import DEFAULT_GOLDEN
+    from linernotes.domain.prompts import DEFAULT_GOLDEN
 
     path = Path(path) if path else DEFAULT_GOLDEN
     text = path.read_text() if path.exists() else ""

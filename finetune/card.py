@@ -214,7 +214,7 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
 
     lines += ["## Intended use", "",
               "Writing a one-sentence explanation for a recommendation that a recommender system already made, "
-              "from the catalog facts and listener context given in the prompt (the `synth/templates` prompt "
+              "from the catalog facts and listener context given in the prompt (the `linernotes/domain/templates` prompt "
               "format). Output is JSON with the sentence and the facts it used, meant to be checked by the "
               "grounding/style/safety gates before a listener sees it.", "",
               "## Limitations", "",

@@ -153,9 +153,9 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
 
 def golden_example_rows(golden_path: str | Path | None = None,
                         template_path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The editors' golden few-shot examples (synth/data/golden_examples.yaml) as SFT rows:
+    """The editors' golden few-shot examples (linernotes/domain/data/golden_examples.yaml) as SFT rows:
     [system, user, assistant] in the zero-shot format the student trains on."""
-    from synth.prompts import PromptBuilder
+    from linernotes.domain.prompts import PromptBuilder
 
     builder = PromptBuilder.default(template_path, golden_path, few_shot=0)
     return [{"item_id": None, "item_type": ex.item_type, "source": "editor_golden",

@@ -102,8 +102,8 @@ def generate(model, tokenizer, prompts: Sequence[list[dict]], max_new_tokens: in
 # ---------------------------------------------------------------- scoring
 
 def score_outputs(outputs: Sequence[str], pairs: Sequence, index=None) -> list[dict[str, Any]]:
-    from synth.gates import run_gates
-    from synth.llm import parse_explanation
+    from linernotes.domain.gates import run_gates
+    from linernotes.domain.parsing import parse_explanation
 
     rows = []
     for text, pair in zip(outputs, pairs):
@@ -122,7 +122,7 @@ def _rate(rows, key) -> float:
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     from curation.diversity import distinct_n, normalise_sentence
-    from synth.gates import count_words
+    from linernotes.domain.gates import count_words
 
     texts = [r["explanation"] for r in rows if r["explanation"]]
     lengths = [count_words(t) for t in texts]
@@ -299,8 +299,8 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
 
     from linernotes import paths
     from synth.catalog.ingest import load_catalog
-    from synth.pipeline import load_gate_index
-    from synth.prompts import PromptBuilder
+    from linernotes.domain.gate_index import load_gate_index
+    from linernotes.domain.prompts import PromptBuilder
 
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)

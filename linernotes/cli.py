@@ -341,7 +341,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         raw = synth.load_dataset().to_pandas()
         n = refresh_golden_examples(pd.read_parquet(label.path / "golden.parquet"),
                                     args.golden_file, raw=raw)
-        print(f"{n} golden-set examples written to {args.golden_file or 'synth/data/golden_examples.yaml'}")
+        print(f"{n} golden-set examples written to {args.golden_file or 'linernotes/domain/data/golden_examples.yaml'}")
         return 0
     if args.action == "push":
         curate_run = curate_run or latest_run("curate")

@@ -47,8 +47,8 @@ class SynthConfig:
     top_p: float = 0.95
     max_new_tokens: int = 128
     # prompt
-    template: str | None = None  # default: synth/templates/explain_v1.yaml
-    golden_examples: str | None = None  # default: synth/data/golden_examples.yaml
+    template: str | None = None  # default: linernotes/domain/templates/explain_v1.yaml
+    golden_examples: str | None = None  # default: linernotes/domain/data/golden_examples.yaml
     few_shot: int = 2
     max_words: int = 30
     # output

@@ -10,7 +10,7 @@ with app.setup:
     from synth import app_support as support
     from synth import backends
     from synth.pipeline import load_records, plan_rows
-    from synth.prompts import DEFAULT_GOLDEN, DEFAULT_TEMPLATE
+    from linernotes.domain.prompts import DEFAULT_GOLDEN, DEFAULT_TEMPLATE
 
     paths.use_offline_hub()
 

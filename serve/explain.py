@@ -1,10 +1,10 @@
 """The `/v1/explain` domain route without HTTP: request -> training prompt -> gated answer.
 
 The prompt is the one the model was fine-tuned on: the zero-shot [system, user]
-messages of `synth.prompts.PromptBuilder.zero_shot()` (what
+messages of `linernotes.domain.prompts.PromptBuilder.zero_shot()` (what
 `curation.publish.prompt_messages` rebuilds for SFT rows). Generation is
-constrained to `EXPLANATION_SCHEMA`, parsed with `synth.llm.parse_explanation`
-and judged by `synth.gates.run_gates` with the catalog's gate index (the same
+constrained to `EXPLANATION_SCHEMA`, parsed with `linernotes.domain.parsing.parse_explanation`
+and judged by `linernotes.domain.gates.run_gates` with the catalog's gate index (the same
 index the synth pipeline uses), so a caller sees why an answer would have been
 gated out of the training data.
 """
@@ -33,7 +33,7 @@ class ExplainError(Exception):
 class CatalogView:
     items: dict[str, Item]
     listeners: dict[str, Listener]
-    index: Any  # synth.gates.CatalogIndex
+    index: Any  # linernotes.domain.gates.CatalogIndex
     folder: Path
     load_s: float
 
@@ -41,7 +41,7 @@ class CatalogView:
     def load(cls, folder: str | Path) -> "CatalogView":
         """Items, listeners and the gate index (pickled beside the catalog), once."""
         from synth.catalog.ingest import load_catalog
-        from synth.pipeline import load_gate_index
+        from linernotes.domain.gate_index import load_gate_index
 
         t0 = time.perf_counter()
         folder = Path(folder)
@@ -55,7 +55,7 @@ class Explainer:
     """Builds prompts and judges answers; the HTTP layer does the engine call."""
 
     def __init__(self, catalog: CatalogView | None, template_path: str | Path | None = None):
-        from synth.prompts import PromptBuilder
+        from linernotes.domain.prompts import PromptBuilder
 
         self.catalog = catalog
         self.builder = PromptBuilder.zero_shot(template_path)  # as in the SFT rows
@@ -113,7 +113,7 @@ class Explainer:
 
     def chat_request(self, item: Item, listener: Listener, *, model: str, max_tokens: int,
                      temperature: float, seed: int | None) -> dict[str, Any]:
-        from synth.prompts import EXPLANATION_SCHEMA
+        from linernotes.domain.prompts import EXPLANATION_SCHEMA
 
         req = {"model": model, "messages": self.messages(item, listener), "max_tokens": max_tokens,
                "temperature": temperature,
@@ -125,8 +125,8 @@ class Explainer:
 
     def judge(self, item: Item, listener: Listener, text: str | None) -> dict[str, Any]:
         """Parse the engine's text and run the gates; the response body minus timing/usage."""
-        from synth.gates import run_gates
-        from synth.llm import parse_explanation
+        from linernotes.domain.gates import run_gates
+        from linernotes.domain.parsing import parse_explanation
 
         parsed, error = parse_explanation(text)
         explanation = parsed["explanation"] if parsed else None

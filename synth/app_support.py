@@ -116,7 +116,7 @@ def _blank_none(value: Any) -> Any:
 
 
 def prompt_builder(config: SynthConfig):
-    from synth.prompts import PromptBuilder
+    from linernotes.domain.prompts import PromptBuilder
 
     return PromptBuilder.default(config.template, config.golden_examples, config.few_shot,
                                  config.max_words)

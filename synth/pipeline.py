@@ -31,8 +31,9 @@ from linernotes import paths
 from linernotes.config import SynthConfig
 from linernotes.records import ExplanationRecord, GateResult, Item, Listener, content_hash
 from linernotes.runs import RunDir, base_manifest
+from linernotes.domain.gate_index import load_gate_index
+from linernotes.domain.prompts import EXPLANATION_SCHEMA, PromptBuilder
 from synth.cache import CallCache, call_key
-from synth.prompts import EXPLANATION_SCHEMA, PromptBuilder
 
 log = logging.getLogger("linernotes.synth")
 # Books: sample recommendations among the most-rated titles, as a recommender would.
@@ -133,7 +134,7 @@ class ParseExplanation(Step):
         self._cache = CallCache(self.cache_path)
 
     def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]
-        from synth.llm import parse_explanation
+        from linernotes.domain.parsing import parse_explanation
 
         for row in inputs:
             key = call_key(self.backend, self.model, row["messages"], self.sampling_params,
@@ -153,35 +154,6 @@ class ParseExplanation(Step):
             row["facts_used"] = parsed["facts_used"] if parsed else []
             row["call"] = json.dumps(call)
         yield inputs
-
-
-def load_gate_index(catalog_dir: str | Path):
-    """The grounding gate's catalog index, built once per ingested catalog and
-    pickled beside it (building it from 275k items takes seconds, loading ~1 s)."""
-    import pickle
-
-    from synth.catalog.ingest import load_catalog
-    from synth.gates import CatalogIndex
-
-    catalog_dir = Path(catalog_dir)
-    report = catalog_dir / "report.json"
-    stamp = json.loads(report.read_text()).get("input_hash", "") if report.exists() else ""
-    cached = catalog_dir / "gate_index.pkl"
-    if cached.exists():
-        try:
-            with open(cached, "rb") as fh:
-                saved_stamp, index = pickle.load(fh)
-            if saved_stamp == stamp and stamp:
-                return index
-        except Exception:  # stale or partial file: rebuild below
-            pass
-    catalog = load_catalog(catalog_dir)
-    index = CatalogIndex.from_items(catalog.items.values(), catalog.listeners)
-    tmp = cached.with_suffix(f".tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        pickle.dump((stamp, index), fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, cached)
-    return index
 
 
 class ApplyGates(Step):
@@ -204,7 +176,7 @@ class ApplyGates(Step):
         self._index = load_gate_index(self.catalog_dir)
 
     def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]
-        from synth.gates import run_gates
+        from linernotes.domain.gates import run_gates
 
         for row in inputs:
             item = Item.model_validate_json(row["item"])

@@ -30,13 +30,14 @@ import argparse
 import random
 import re
 import sys
+from pathlib import Path
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from linernotes.records import HistoryEntry, Item, Listener
-from synth.gates import (
-    DATA_DIR, CatalogIndex, context_supports_genre, context_supports_name, grounding_gate, name_key,
+from linernotes.domain.gates import (
+    CatalogIndex, context_supports_genre, context_supports_name, grounding_gate, name_key,
 )
 
 ERROR_TYPES = ("wrong_creator", "wrong_year", "invented_title", "wrong_genre", "wrong_title")
@@ -107,7 +108,7 @@ _JUNK_CREATORS = {"various artists", "various", "anonymous", "unknown", "not app
 
 
 def fake_titles() -> list[str]:
-    lines = (DATA_DIR / "planted_fake_titles.txt").read_text(encoding="utf-8").splitlines()
+    lines = (Path(__file__).resolve().parent / "data" / "planted_fake_titles.txt").read_text(encoding="utf-8").splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from linernotes.config import SynthConfig, add_dataclass_args, load_config, overrides_from_args
 from synth.cache import CallCache, call_key
-from synth.llm import parse_explanation
+from linernotes.domain.parsing import parse_explanation
 
 
 def test_recipe_then_flags_override(tmp_path):

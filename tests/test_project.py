@@ -38,7 +38,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_importing_packages_loads_no_heavy_modules():
     code = ("import sys, linernotes, linernotes.cli, linernotes.records, linernotes.config, "
-            "linernotes.runs, synth.prompts, synth.cache, synth.backends, curation, finetune, serve\n"
+            "linernotes.runs, linernotes.domain.prompts, linernotes.domain.gates, synth.cache, synth.backends, curation, finetune, serve\n"
             "heavy = [m for m in ('torch', 'vllm', 'unsloth', 'transformers') if m in sys.modules]\n"
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

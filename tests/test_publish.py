@@ -12,7 +12,7 @@ import pytest
 from curation import publish as pb
 from linernotes.records import ExplanationRecord, GateResult, HistoryEntry, Item, Listener
 from linernotes.runs import RunDir
-from synth.prompts import DEFAULT_GOLDEN, PromptBuilder, load_golden
+from linernotes.domain.prompts import DEFAULT_GOLDEN, PromptBuilder, load_golden
 
 SYSTEM = {"role": "system", "content": "You write liner notes."}
 SHOT = [{"role": "user", "content": "few-shot user"}, {"role": "assistant", "content": "{}"}]

@@ -431,7 +431,7 @@ def test_streaming_passes_events_through_and_counts_usage():
 
 
 def test_explain_inline_builds_the_training_prompt_and_gates(tmp_path):
-    from synth.prompts import EXPLANATION_SCHEMA, PromptBuilder
+    from linernotes.domain.prompts import EXPLANATION_SCHEMA, PromptBuilder
 
     answer = json.dumps({"explanation": "Since Master Of Puppets is on repeat, Enter Sandman by "
                                         "Metallica is the next heavy hit.",

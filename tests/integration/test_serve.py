@@ -20,7 +20,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from serve import metrics
 from serve.app import client_examples, start_endpoint
-from synth.prompts import EXPLANATION_SCHEMA
+from linernotes.domain.prompts import EXPLANATION_SCHEMA
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from linernotes.runs import RunDir
 from linernotes.services.llamacpp import server
 from synth.cache import CallCache
 from synth.pipeline import load_records, run_synth
-from synth.prompts import EXPLANATION_SCHEMA
+from linernotes.domain.prompts import EXPLANATION_SCHEMA
 
 pytestmark = pytest.mark.integration
 

@@ -100,7 +100,7 @@ from typing import Any
 
 from linernotes.records import GateResult, Item, Listener
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 NO_EXPLANATION = "no explanation parsed"
 
 # ============================================================================ normalisation
