@@ -7,6 +7,21 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
+
+# pip, quietly, minus one known-harmless warning; a failing pip stops the bootstrap
+# (its output shown) and the install is NOT marked done.
+pip_quiet() {
+  local log status
+  log=$(mktemp)
+  status=0
+  .venv/bin/python -m pip "$@" >"$log" 2>&1 || status=$?
+  grep -v "is ignored" "$log" || true
+  rm -f "$log"
+  if [ "$status" -ne 0 ]; then
+    echo "[bootstrap] FAILED (exit $status): pip $*" >&2
+    exit "$status"
+  fi
+}
 if [ ! -x .venv/bin/python ]; then
   echo "[bootstrap] creating .venv with $($PY --version)"
   "$PY" -m venv .venv
@@ -14,9 +29,9 @@ fi
 if [ ! -f "$stamp" ]; then
   echo "[bootstrap] installing linernotes and pinned dependencies (pip)"
   start=$(date +%s)
-  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -m pip install --quiet torch==2.13.0 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -m pip install --quiet -e . 2>&1 | grep -v "is ignored" || true
+  pip_quiet install --quiet --upgrade pip
+  pip_quiet install --quiet torch==2.13.0
+  pip_quiet install --quiet -e .
   # Packages that break transformers imports beside CPU torch (see stack notes).
   .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
   .venv/bin/python -c "import linernotes, torch, distilabel, xllamacpp; print('[bootstrap] torch', torch.__version__)"

@@ -40,3 +40,32 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("LINERNOTES_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_server(request, monkeypatch):
+    """A test without the `integration` mark may not listen on a TCP socket or connect
+    over TCP (a server of its own, a running service, a registry): `make test-fast` runs
+    exactly the unmarked tests and promises no server and no network. Servers started in
+    child processes are outside this check; those tests carry the mark by review."""
+    if request.node.get_closest_marker("integration"):
+        return
+    import socket
+
+    def _refuse(what):
+        raise RuntimeError(f"{request.node.nodeid} {what}: mark it @pytest.mark.integration")
+
+    real_listen, real_connect = socket.socket.listen, socket.socket.connect
+
+    def listen(self, *args):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            _refuse("starts a TCP server")
+        return real_listen(self, *args)
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            _refuse(f"connects to {address}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "listen", listen)
+    monkeypatch.setattr(socket.socket, "connect", connect)
