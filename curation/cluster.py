@@ -37,7 +37,6 @@ on a UMAP reduction. Every function is deterministic for a given seed.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import textwrap
 import warnings
@@ -45,6 +44,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from linernotes.jsoncol import loads_json, loads_obj
 
 NOISE = -1
 NOISE_LABEL = "unclustered"
@@ -406,13 +407,7 @@ def item_titles(df) -> list[str]:
     if "item_title" in df.columns:
         return [str(t) if t is not None else "" for t in df["item_title"]]
     if "item" in df.columns:
-        out = []
-        for raw in df["item"]:
-            try:
-                out.append(str(json.loads(raw).get("title") or ""))
-            except (TypeError, ValueError, AttributeError):
-                out.append("")
-        return out
+        return [str(loads_obj(raw).get("title") or "") for raw in df["item"]]
     if "item_id" in df.columns:
         return [str(v) for v in df["item_id"]]
     return [""] * len(df)
@@ -437,9 +432,8 @@ def _is_false(value: Any) -> bool:
 def _reasons_text(raw: Any) -> str:
     if not isinstance(raw, str) or not raw:
         return ""
-    try:
-        data = json.loads(raw)
-    except ValueError:
+    data = loads_json(raw, None, expect=dict)
+    if data is None:  # not a JSON object: show the text as it is
         return raw
     return "; ".join(f"{g}: {r}" for g, reasons in data.items() for r in (reasons or []))
 

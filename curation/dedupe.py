@@ -22,8 +22,8 @@ only texts of the same entity (same item_id; `entity_by="work"`: same normalised
 creator + title, falling back to item_id), i.e. the LSH buckets and the kNN search
 are blocked by entity, so near-identical templates about other items can neither
 merge nor crowd the same item's neighbours out of the k. Many items sharing one
-sentence shape is a diversity problem, not duplication: `template_collapse(df)`
-reports it.
+sentence shape is a diversity problem, not duplication:
+`curation.diversity.template_collapse(df)` reports it.
 
 Groups and the representative: duplicate pairs from all stages are joined
 transitively (connected components, i.e. union-find); each group keeps exactly ONE
@@ -47,7 +47,6 @@ that stage's edges.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import time
@@ -57,6 +56,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from linernotes.jsoncol import loads_obj
 
 log = logging.getLogger(__name__)
 
@@ -336,13 +337,7 @@ def _item_field(df: pd.DataFrame, field: str) -> pd.Series:
     if "item" not in df.columns:
         return pd.Series([""] * len(df), index=df.index)
 
-    def get(blob):
-        try:
-            return _as_text(json.loads(blob).get(field)) if isinstance(blob, str) else ""
-        except (ValueError, AttributeError):
-            return ""
-
-    return df["item"].map(get)
+    return df["item"].map(lambda blob: _as_text(loads_obj(blob).get(field)))
 
 
 def entity_keys(df: pd.DataFrame, by: str = "item") -> np.ndarray:
@@ -375,10 +370,7 @@ def _gates_passed(df: pd.DataFrame) -> np.ndarray:
         return sum(df[c].fillna(False).astype(bool).to_numpy().astype(np.int64) for c in cols)
     if "gates" in df.columns:
         def count(blob):
-            try:
-                return sum(bool(g.get("passed")) for g in json.loads(blob).values())
-            except (TypeError, ValueError, AttributeError):
-                return 0
+            return sum(bool(g.get("passed")) for g in loads_obj(blob).values() if isinstance(g, dict))
         return df["gates"].map(count).to_numpy(dtype=np.int64)
     return np.zeros(len(df), dtype=np.int64)
 
@@ -687,147 +679,3 @@ def dedupe(df: pd.DataFrame, config: Any = None, embeddings: np.ndarray | None =
     index = DedupeIndex.build(df, embeddings, config, stages=stages, entity_by=entity_by, embedder=embedder,
                               partition=partition)
     return index.apply(report_examples=report_examples)
-
-
-# --------------------------------------------------------------------------- template collapse
-
-
-_NUM_RE = re.compile(r"\b\d+(?:[.,]\d+)*\b")
-_TOKEN_RE = re.compile(r"\S+")
-# titles, creators, history titles and other capitalised names all become one slot
-# (the model puts any of them in the same place); genres and numbers keep their own.
-ENTITY = "xxent"
-PLACEHOLDERS = (ENTITY, "xxgenre", "xxnum")
-_CONNECTORS = r"(?:de|da|do|dos|das|del|la|le|of|the|and|von|van|y|e|n|&)"
-_JOIN_RE = re.compile(r"\bxxent(?: " + _CONNECTORS + r")? xxent\b")
-
-
-def _json_obj(blob: Any) -> dict:
-    if isinstance(blob, dict):
-        return blob
-    try:
-        out = json.loads(blob) if isinstance(blob, str) else {}
-        return out if isinstance(out, dict) else {}
-    except ValueError:
-        return {}
-
-
-def _row_names(row: dict) -> list[tuple[str, str]]:
-    item = _json_obj(row.get("item"))
-    listener = _json_obj(row.get("listener"))
-    names: list[tuple[str, str]] = []
-    for key, tag in (("title", ENTITY), ("collection", ENTITY), ("creator", ENTITY),
-                     ("publisher", ENTITY)):
-        v = _as_text(row.get(key)) or _as_text(item.get(key))
-        if v:
-            names.append((v, tag))
-    for g in list(item.get("genres") or []) + list(listener.get("taste") or []):
-        names.append((_as_text(g), "xxgenre"))
-    for h in listener.get("history") or []:
-        if isinstance(h, dict):
-            if h.get("title"):
-                names.append((_as_text(h["title"]), ENTITY))
-            if h.get("creator"):
-                names.append((_as_text(h["creator"]), ENTITY))
-    return [(v.strip(), t) for v, t in names if len(v.strip()) >= 2]
-
-
-def _mask_names_heuristic(text: str) -> str:
-    """Capitalised words that do not start a sentence -> xxent (runs collapse)."""
-    out, prev_end = [], True
-    for m in _TOKEN_RE.finditer(text):
-        tok = m.group(0)
-        core = tok.strip("\"'“”‘’()[]")
-        name_like = bool(core) and core[0].isupper() and not prev_end and core not in ("I", "I'm")
-        if name_like:
-            if not (out and out[-1] == ENTITY):
-                out.append(ENTITY)
-        else:
-            out.append(tok)
-        prev_end = tok.endswith((".", "!", "?", ":"))
-    return " ".join(out)
-
-
-def skeleton(text: Any, names: Sequence[tuple[str, str]] = ()) -> str:
-    """The sentence shape: known names (title, creator, genres, history titles) and
-    numbers replaced by placeholders, other capitalised names by xxent, normalised."""
-    t = _as_text(text)
-    for value, tag in sorted(names, key=lambda x: -len(x[0])):
-        t = re.sub(r"(?<!\w)" + re.escape(value) + r"(?!\w)", f" {tag} ", t, flags=re.IGNORECASE)
-    t = _NUM_RE.sub(" xxnum ", t)
-    t = _mask_names_heuristic(t)
-    norm = re.sub(r"\b(xx[a-z]+) s\b", r"\1", normalize_text(t))  # "X's" -> "xxent"
-    prev = None
-    while prev != norm:
-        prev, norm = norm, _JOIN_RE.sub(ENTITY, norm)
-    return re.sub(r"\b(xx[a-z]+)( \1\b)+", r"\1", norm)
-
-
-@dataclasses.dataclass
-class TemplateReport:
-    summary: dict[str, Any]
-    templates: list[dict[str, Any]]
-    skeletons: pd.Series  # one per row, aligned with the frame
-
-    def table(self) -> pd.DataFrame:
-        cols = ["skeleton", "n_items", "n_rows", "share", "variants", "examples"]
-        return pd.DataFrame([{c: t.get(c) for c in cols} for t in self.templates], columns=cols)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"summary": self.summary, "templates": self.templates}
-
-
-def template_collapse(df: pd.DataFrame, config: Any = None, *, min_items: int = 3, top: int = 20,
-                      near: bool = True, near_threshold: float | None = None,
-                      n_examples: int = 3) -> TemplateReport:
-    """Sentence shapes shared by many different items (a diversity problem, not duplication).
-
-    Each row's text is reduced to a skeleton (`skeleton`: names from the row's item /
-    listener JSON, numbers and other capitalised names masked). Skeletons are grouped
-    exactly, and with near=True also by MinHash/LSH (entity-blind, `near_threshold`,
-    default config.minhash_threshold) into families. Families used by at least
-    `min_items` distinct items are listed, biggest first (at most `top`), with counts,
-    variants and example texts.
-    """
-    from linernotes.config import CurateConfig
-
-    cfg = config or CurateConfig()
-    col = cfg.text_column
-    d = df.reset_index(drop=True)
-    texts = [_as_text(t) for t in d[col]]
-    records = d.to_dict("records")
-    skels = pd.Series([skeleton(t, _row_names(r)) if t.strip() else "" for t, r in zip(texts, records)])
-    valid = (skels != "").to_numpy()
-    uniq, inv = np.unique(skels.to_numpy(dtype=str), return_inverse=True)
-    fam_of_uniq = np.arange(len(uniq))
-    if near and len(uniq) > 1:
-        thr = cfg.minhash_threshold if near_threshold is None else near_threshold
-        sig = minhash_signatures(list(uniq), cfg.shingle, cfg.minhash_num_perm, normalized=True)
-        ok = np.array([bool(u) for u in uniq])
-        i, j = lsh_candidates(sig, thr, None, ok)
-        keep = jaccard_estimate(sig, i, j) >= thr
-        fam_of_uniq = _components(len(uniq), i[keep], j[keep])
-    fam = fam_of_uniq[inv]
-    item_ids = d["item_id"].map(_as_text) if "item_id" in d.columns else pd.Series(np.arange(len(d)).astype(str))
-    frame = pd.DataFrame({"fam": fam, "skel": skels, "item": item_ids, "valid": valid, "pos": np.arange(len(d))})
-    frame = frame[frame["valid"]]
-    n_rows = int(valid.sum())
-    templates = []
-    if len(frame):
-        stats = frame.groupby("fam").agg(n_items=("item", "nunique"), n_rows=("pos", "size"))
-        stats = stats[stats["n_items"] >= min_items].sort_values(["n_items", "n_rows"], ascending=False)
-        for fam_id, st in stats.iterrows():
-            members = frame[frame["fam"] == fam_id]
-            variants = members["skel"].value_counts()
-            ex_pos = members.drop_duplicates("item")["pos"].head(n_examples)
-            templates.append({"skeleton": variants.index[0], "n_items": int(st["n_items"]),
-                              "n_rows": int(st["n_rows"]), "share": round(st["n_rows"] / max(n_rows, 1), 4),
-                              "variants": int(len(variants)),
-                              "examples": [texts[p] for p in ex_pos]})
-    collapsed = sum(t["n_rows"] for t in templates)
-    summary = {"rows": n_rows, "items": int(frame["item"].nunique()) if len(frame) else 0,
-               "distinct_skeletons": int(frame["skel"].nunique()) if len(frame) else 0,
-               "distinct_ratio": round(frame["skel"].nunique() / max(n_rows, 1), 4) if len(frame) else 0.0,
-               "collapsed_templates": len(templates), "rows_in_collapsed": int(collapsed),
-               "collapsed_share": round(collapsed / max(n_rows, 1), 4), "min_items": min_items}
-    return TemplateReport(summary, templates[:top], skels)

@@ -6,8 +6,8 @@
         "distinct_1", "distinct_2",          distinct word uni-/bigrams / all of them (corpus level)
         "mean_words", "median_words", "mean_chars",
         "per_type": {item_type: n},
-        "template_collapse": {"method", "summary", "templates"}: curation.dedupe's
-                                             template_collapse, else `skeleton_collapse`
+        "template_collapse": {"method", "summary", "templates"}: `template_collapse`, sentence
+                                             shapes shared by many items
         "clusters": [{"cluster", "label", "size", "share"}],   when a `cluster` column exists
         "kept": {the same keys, over rows with kept == True},   when a `kept` column exists
     }
@@ -18,18 +18,22 @@ end punctuation. Words are runs of letters/digits (apostrophes inside kept).
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import re
 from collections import Counter
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from curation.dedupe import (
+    _as_text, _components, jaccard_estimate, lsh_candidates, minhash_signatures, normalize_text,
+)
+from linernotes.jsoncol import loads_obj
 
 WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _SPACE = re.compile(r"\s+")
-_CAPS_RUN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’.&-]*"
-                       r"(?:\s+(?:[A-Z][\w'’.&-]*|of|the|and|&))*")
-_NUM = re.compile(r"\b\d[\d.,]*\b")
-TOP_SKELETONS = 5
 
 
 def _texts(df, text_column: str) -> list[str]:
@@ -59,66 +63,135 @@ def distinct_n(texts: list[str], n: int) -> float | None:
 
 # ============================================================================ template collapse
 
-
-def _entity_names(row: dict[str, Any]) -> list[str]:
-    """Names a row's explanation may mention: item title/creator/album/publisher/genres,
-    the listener's history titles and creators (longest first, for masking)."""
-    names: list[str] = []
-    for key, fields in (("item", ("title", "creator", "collection", "publisher")),
-                        ("listener", ())):
-        raw = row.get(key)
-        if not isinstance(raw, str):
-            continue
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            continue
-        for f in fields:
-            if isinstance(data.get(f), str):
-                names.append(data[f])
-        names.extend(g for g in data.get("genres") or [] if isinstance(g, str))
-        for h in data.get("history") or []:
-            names.extend(v for v in (h.get("title"), h.get("creator")) if isinstance(v, str))
-    return sorted({n.strip() for n in names if len(n.strip()) > 1}, key=len, reverse=True)
+_NUM_RE = re.compile(r"\b\d+(?:[.,]\d+)*\b")
+_TOKEN_RE = re.compile(r"\S+")
+# titles, creators, history titles and other capitalised names all become one slot
+# (the model puts any of them in the same place); genres and numbers keep their own.
+ENTITY = "xxent"
+PLACEHOLDERS = (ENTITY, "xxgenre", "xxnum")
+_CONNECTORS = r"(?:de|da|do|dos|das|del|la|le|of|the|and|von|van|y|e|n|&)"
+_JOIN_RE = re.compile(r"\bxxent(?: " + _CONNECTORS + r")? xxent\b")
 
 
-def skeleton(text: str, names: list[str] = ()) -> str:
-    """The text with its entities masked: known names -> {e}, other capitalised runs
-    (not sentence-initial) -> {n}, numbers -> {#}; case-folded, adjacent slots merged."""
-    out = text
-    for name in names:
-        out = re.sub(r"(?<!\w)" + re.escape(name) + r"(?!\w)", "{e}", out, flags=re.IGNORECASE)
-    out = _CAPS_RUN.sub("{n}", out)
-    out = _NUM.sub("{#}", out)
-    out = re.sub(r"\{[en#]\}(?:['’]s)?(?:[\s,]*\{[en#]\}(?:['’]s)?)+", "{e}", out)
-    return normalise_sentence(out)
+def _row_names(row: dict) -> list[tuple[str, str]]:
+    item = loads_obj(row.get("item"))
+    listener = loads_obj(row.get("listener"))
+    names: list[tuple[str, str]] = []
+    for key, tag in (("title", ENTITY), ("collection", ENTITY), ("creator", ENTITY),
+                     ("publisher", ENTITY)):
+        v = _as_text(row.get(key)) or _as_text(item.get(key))
+        if v:
+            names.append((v, tag))
+    for g in list(item.get("genres") or []) + list(listener.get("taste") or []):
+        names.append((_as_text(g), "xxgenre"))
+    for h in listener.get("history") or []:
+        if isinstance(h, dict):
+            if h.get("title"):
+                names.append((_as_text(h["title"]), ENTITY))
+            if h.get("creator"):
+                names.append((_as_text(h["creator"]), ENTITY))
+    return [(v.strip(), t) for v, t in names if len(v.strip()) >= 2]
 
 
-def skeleton_collapse(df, text_column: str = "explanation", min_items: int = 3) -> dict[str, Any]:
-    """Fallback for curation.dedupe.template_collapse, same shape: texts grouped by
-    exact masked skeleton; a skeleton used for `min_items` distinct items is collapsed."""
-    rows = [r for r in df.to_dict("records")
-            if isinstance(r.get(text_column), str) and r[text_column].strip()]
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(skeleton(r[text_column], _entity_names(r)), []).append(r)
-    n = len(rows)
+def _mask_names_heuristic(text: str) -> str:
+    """Capitalised words that do not start a sentence -> xxent (runs collapse)."""
+    out, prev_end = [], True
+    for m in _TOKEN_RE.finditer(text):
+        tok = m.group(0)
+        core = tok.strip("\"'“”‘’()[]")
+        name_like = bool(core) and core[0].isupper() and not prev_end and core not in ("I", "I'm")
+        if name_like:
+            if not (out and out[-1] == ENTITY):
+                out.append(ENTITY)
+        else:
+            out.append(tok)
+        prev_end = tok.endswith((".", "!", "?", ":"))
+    return " ".join(out)
+
+
+def skeleton(text: Any, names: Sequence[tuple[str, str]] = ()) -> str:
+    """The sentence shape: known names (title, creator, genres, history titles) and
+    numbers replaced by placeholders, other capitalised names by xxent, normalised."""
+    t = _as_text(text)
+    for value, tag in sorted(names, key=lambda x: -len(x[0])):
+        t = re.sub(r"(?<!\w)" + re.escape(value) + r"(?!\w)", f" {tag} ", t, flags=re.IGNORECASE)
+    t = _NUM_RE.sub(" xxnum ", t)
+    t = _mask_names_heuristic(t)
+    norm = re.sub(r"\b(xx[a-z]+) s\b", r"\1", normalize_text(t))  # "X's" -> "xxent"
+    prev = None
+    while prev != norm:
+        prev, norm = norm, _JOIN_RE.sub(ENTITY, norm)
+    return re.sub(r"\b(xx[a-z]+)( \1\b)+", r"\1", norm)
+
+
+@dataclasses.dataclass
+class TemplateReport:
+    summary: dict[str, Any]
+    templates: list[dict[str, Any]]
+    skeletons: pd.Series  # one per row, aligned with the frame
+
+    def table(self) -> pd.DataFrame:
+        cols = ["skeleton", "n_items", "n_rows", "share", "variants", "examples"]
+        return pd.DataFrame([{c: t.get(c) for c in cols} for t in self.templates], columns=cols)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "templates": self.templates}
+
+
+def template_collapse(df: pd.DataFrame, config: Any = None, *, min_items: int = 3, top: int = 20,
+                      near: bool = True, near_threshold: float | None = None,
+                      n_examples: int = 3) -> TemplateReport:
+    """Sentence shapes shared by many different items (a diversity problem, not duplication).
+
+    Each row's text is reduced to a skeleton (`skeleton`: names from the row's item /
+    listener JSON, numbers and other capitalised names masked). Skeletons are grouped
+    exactly, and with near=True also by MinHash/LSH (entity-blind, `near_threshold`,
+    default config.minhash_threshold) into families. Families used by at least
+    `min_items` distinct items are listed, biggest first (at most `top`), with counts,
+    variants and example texts.
+    """
+    from linernotes.config import CurateConfig
+
+    cfg = config or CurateConfig()
+    col = cfg.text_column
+    d = df.reset_index(drop=True)
+    texts = [_as_text(t) for t in d[col]]
+    records = d.to_dict("records")
+    skels = pd.Series([skeleton(t, _row_names(r)) if t.strip() else "" for t, r in zip(texts, records)])
+    valid = (skels != "").to_numpy()
+    uniq, inv = np.unique(skels.to_numpy(dtype=str), return_inverse=True)
+    fam_of_uniq = np.arange(len(uniq))
+    if near and len(uniq) > 1:
+        thr = cfg.minhash_threshold if near_threshold is None else near_threshold
+        sig = minhash_signatures(list(uniq), cfg.shingle, cfg.minhash_num_perm, normalized=True)
+        ok = np.array([bool(u) for u in uniq])
+        i, j = lsh_candidates(sig, thr, None, ok)
+        keep = jaccard_estimate(sig, i, j) >= thr
+        fam_of_uniq = _components(len(uniq), i[keep], j[keep])
+    fam = fam_of_uniq[inv]
+    item_ids = d["item_id"].map(_as_text) if "item_id" in d.columns else pd.Series(np.arange(len(d)).astype(str))
+    frame = pd.DataFrame({"fam": fam, "skel": skels, "item": item_ids, "valid": valid, "pos": np.arange(len(d))})
+    frame = frame[frame["valid"]]
+    n_rows = int(valid.sum())
     templates = []
-    for skel, members in groups.items():
-        items = {m.get("item_id", i) for i, m in enumerate(members)}
-        if len(items) >= min_items:
-            templates.append({"skeleton": skel, "n_items": len(items), "n_rows": len(members),
-                              "share": round(len(members) / n, 4), "variants": 1,
-                              "examples": [m[text_column] for m in members[:3]]})
-    templates.sort(key=lambda t: (-t["n_items"], -t["n_rows"], t["skeleton"]))
+    if len(frame):
+        stats = frame.groupby("fam").agg(n_items=("item", "nunique"), n_rows=("pos", "size"))
+        stats = stats[stats["n_items"] >= min_items].sort_values(["n_items", "n_rows"], ascending=False)
+        for fam_id, st in stats.iterrows():
+            members = frame[frame["fam"] == fam_id]
+            variants = members["skel"].value_counts()
+            ex_pos = members.drop_duplicates("item")["pos"].head(n_examples)
+            templates.append({"skeleton": variants.index[0], "n_items": int(st["n_items"]),
+                              "n_rows": int(st["n_rows"]), "share": round(st["n_rows"] / max(n_rows, 1), 4),
+                              "variants": int(len(variants)),
+                              "examples": [texts[p] for p in ex_pos]})
     collapsed = sum(t["n_rows"] for t in templates)
-    return {"method": "masked skeleton (curation.diversity)",
-            "summary": {"rows": n, "distinct_skeletons": len(groups),
-                        "distinct_ratio": round(len(groups) / n, 4) if n else 0.0,
-                        "collapsed_templates": len(templates), "rows_in_collapsed": collapsed,
-                        "collapsed_share": round(collapsed / n, 4) if n else 0.0,
-                        "min_items": min_items},
-            "templates": templates[:TOP_SKELETONS]}
+    summary = {"rows": n_rows, "items": int(frame["item"].nunique()) if len(frame) else 0,
+               "distinct_skeletons": int(frame["skel"].nunique()) if len(frame) else 0,
+               "distinct_ratio": round(frame["skel"].nunique() / max(n_rows, 1), 4) if len(frame) else 0.0,
+               "collapsed_templates": len(templates), "rows_in_collapsed": int(collapsed),
+               "collapsed_share": round(collapsed / max(n_rows, 1), 4), "min_items": min_items}
+    return TemplateReport(summary, templates[:top], skels)
 
 
 def _jsonable(value: Any) -> Any:
@@ -150,21 +223,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def template_collapse_report(df, text_column: str = "explanation") -> dict[str, Any]:
-    """{"method", "summary", "templates"}: curation.dedupe.template_collapse when the
-    dedupe module provides it (its per-row skeletons left out), else `skeleton_collapse`."""
-    try:
-        from curation.dedupe import template_collapse
-    except ImportError:
-        return skeleton_collapse(df, text_column)
+    """{"method", "summary", "templates"}: `template_collapse` as JSON (its per-row skeletons left out)."""
     from linernotes.config import CurateConfig
 
-    result = template_collapse(df, CurateConfig(text_column=text_column))
-    data = result.to_dict() if hasattr(result, "to_dict") and hasattr(result, "templates") \
-        else result
-    data = _jsonable(data)
-    if not isinstance(data, dict):
-        data = {"templates": data}
-    return {"method": "curation.dedupe.template_collapse", **data}
+    data = _jsonable(template_collapse(df, CurateConfig(text_column=text_column)).to_dict())
+    return {"method": "curation.diversity.template_collapse", **data}
 
 
 # ============================================================================ report

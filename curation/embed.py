@@ -52,7 +52,7 @@ DIM = 384
 MAX_SEQ_LENGTH = 256
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
-# Measured on this project's 2-core CPU machine (`python -m curation.embed`: 1,000
+# Measured on this project's 2-core CPU machine (`bench/embed_backends.py`: 1,000
 # explanation-like texts = the 59 real synth-run explanations + curation.pairs
 # phrasings; batch 64, no cache, rounds interleaved, best of 3; two runs, idle machine):
 #     torch      199-202 texts/s
@@ -420,67 +420,3 @@ def _as_text(t) -> str:
     if isinstance(t, float) and t != t:  # NaN from pandas
         return ""
     return str(t)
-
-
-# --------------------------------------------------------------------------- measurement
-
-
-def measurement_texts(n: int = 1000, seed: int = 17) -> list[str]:
-    """Explanation-like texts: the real synth-run explanations when a run is around,
-    topped up with templated ones (curation.pairs' catalog x phrasings)."""
-    from curation.pairs import synthetic_explanations
-
-    texts: list[str] = []
-    for run in sorted(paths.REPO_ROOT.glob("runs/synth-*/data/*.parquet")):
-        import pandas as pd
-
-        col = pd.read_parquet(run, columns=["explanation"])["explanation"]
-        texts.extend(str(t) for t in col.dropna())
-    texts = list(dict.fromkeys(texts))[:n]
-    texts += synthetic_explanations(n - len(texts), seed=seed)
-    return texts[:n]
-
-
-def measure_backends(n: int = 1000, batch_size: int = 64, repeats: int = 3) -> dict:
-    """texts/s per available backend (no cache; rounds interleaved across backends,
-    best round kept, so a busy shared machine penalises all alike) and agreement with torch."""
-    texts = measurement_texts(n)
-    result: dict = {"n": len(texts), "batch_size": batch_size, "cpus": os.cpu_count(), "backends": {}}
-    embedders = {}
-    for backend in BACKENDS:
-        ok, why = backend_available(backend)
-        if not ok:
-            result["backends"][backend] = {"available": False, "why": why}
-            continue
-        t0 = time.perf_counter()
-        emb = Embedder(backend, batch_size=batch_size, use_cache=False)
-        emb.encoder  # load (and export on first use)
-        result["backends"][backend] = {"available": True, "load_s": round(time.perf_counter() - t0, 2)}
-        emb.encode_uncached(texts[:64])  # warm-up
-        embedders[backend] = emb
-    best = {b: float("inf") for b in embedders}
-    vecs = {}
-    for _ in range(repeats):
-        for backend, emb in embedders.items():
-            t0 = time.perf_counter()
-            vecs[backend] = emb.encode_uncached(texts)
-            best[backend] = min(best[backend], time.perf_counter() - t0)
-    for backend in embedders:
-        row = result["backends"][backend]
-        row["texts_per_s"] = round(len(texts) / best[backend], 1)
-        if backend != "torch" and "torch" in vecs:
-            cos = (vecs[backend] * vecs["torch"]).sum(axis=1)
-            row.update(cos_mean=round(float(cos.mean()), 5), cos_min=round(float(cos.min()), 5))
-    return result
-
-
-if __name__ == "__main__":
-    import argparse
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    p = argparse.ArgumentParser(description="measure embedding backends on this machine")
-    p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=3)
-    a = p.parse_args()
-    print(json.dumps(measure_backends(a.n, a.batch_size, a.repeats), indent=2))

@@ -78,6 +78,8 @@ def progress(responses: pd.DataFrame, n_records: int | None = None, min_submitte
     submitted or discarded by that user). `n_records` defaults to the records seen in responses.
     """
     cols = ["username", "role", "submitted", "draft", "discarded", "pending"]
+    if len(responses) and "dataset" in responses.columns:  # pair-ranking answers are not review records
+        responses = responses[responses["dataset"].fillna("review") != "pairs"]
     seen = responses["record_id"].nunique() if len(responses) else 0
     n = max(int(n_records or 0), int(seen))
     if not len(responses):

@@ -1,4 +1,4 @@
-"""Expert review of teacher explanations in Argilla (2.x SDK): push, pull, resolve.
+"""Review of teacher explanations in Argilla (2.x SDK): push, pull, resolve.
 
 One Argilla record per explanation in the curated review sample (one row of
 the sample DataFrame). The record id is the sample's `record_id` (stable, from
@@ -6,31 +6,34 @@ content), so pushes are upserts: re-pushing creates no duplicates and
 refreshes changed fields/metadata/suggestions, and a push interrupted half-way
 then re-run ends with exactly the sample.
 
-Dataset design (`dataset_settings`):
+Datasets (`dataset_settings(kind=...)`; the record builders, cards and
+suggestion rules are in `curation.label_records`):
 
-* fields: `item_card` (markdown), `listener` (markdown: country, age band,
-  taste, recent history), `explanation` (text), `other_explanation`
-  (markdown, optional: the other candidate when the sample holds two
-  explanations for the same (item, listener)).
-* questions: `rating` (1-5), `grounded` (grounded / unsupported_fact /
-  wrong_entity), `tone_ok` (yes / no), `corrected_explanation` (text,
-  optional), `preference` (ranking of `this` vs `other`, optional: only
-  meaningful when `other_explanation` is shown).
+* review (`<name>`): fields `item_card`, `listener` (markdown; missing values
+  left out), `explanation`; questions `rating` (1-5), `grounded` (grounded /
+  unsupported_fact / wrong_entity), `tone_ok` (yes / no),
+  `corrected_explanation` (text, optional). No ranking question: most records
+  have one candidate.
+* pairs (`<name>-pairs`, only when the sample holds two candidates for one
+  (item, listener)): fields `item_card`, `listener`, `candidate_a`,
+  `candidate_b`; one required question `preference` (ranking of a / b).
 * metadata: cluster, cluster_label, item_type, gate_grounding/style/safety
-  (pass/fail), gates_passed, teacher (model), prompt_version, sample_reason,
-  item_id, listener_id, has_pair.
-* suggestions pre-filled from the automatic gates (agent `gates`):
-  `grounded` from gate_grounding (+ its reasons: an entity mismatch suggests
-  `wrong_entity`), `tone_ok` from gate_style and gate_safety.
+  (pass / fail / not run), gates_passed, on_item (the note names this item),
+  teacher (model), prompt_version, sample_reason, item_id, listener_id, has_pair.
+* suggestions from the automatic gates (agent `gates`), only where a gate
+  judged this note against this item (`label_records.gate_suggestions`).
 * no vectors: the local engine (osmem) stores vectors but cannot search them
   (no kNN), and the curated sample carries no embeddings; pass
   `with_vectors` for a real OpenSearch/Elasticsearch-backed Argilla.
-* task distribution: `min_submitted=2` (two annotators per record).
+* task distribution: `min_submitted=2` (two annotators per record); the demo
+  asks for one more answer than its scripted stand-ins give, so records stay
+  pending for the person who logs in (`label_stage.DEMO_MIN_SUBMITTED`).
 
 Resolution rules (`resolve`), per record and question, over *submitted*
 responses only (drafts and discards ignored):
 
-1. an owner/admin ("editor") response wins outright (experts override);
+1. an owner/admin ("editor") response wins outright (the reviewer in charge
+   overrides);
 2. otherwise the majority of annotators; ties: `rating` takes the lower
    value (conservative), labels stay unresolved (None), a tied preference
    produces no pair;
@@ -41,8 +44,12 @@ responses only (drafts and discards ignored):
    the original explanation (`source="approved"`); everything else is out;
 4. preference pairs: corrected (chosen) vs original (rejected) for every
    corrected record; and for two candidates of one (item, listener), the
-   votes of both records' `preference` rankings pooled, majority winner is
-   chosen.
+   votes of the pairs dataset (and of any older `preference` answers on the
+   review records) pooled, majority winner is chosen.
+
+Provenance: each response row carries `answered_by` ("human" | "scripted",
+see `label_stage`); resolved / golden / pair rows carry `label_source`
+("human" | "scripted" | "mixed": who gave the answers they rest on).
 
 Agreement (`agreement`, numpy only): per question, Cohen's kappa for the
 two most active annotators (quadratic-weighted too for the rating),
@@ -54,7 +61,6 @@ Cohen's kappa with the others.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter, defaultdict
 from typing import Any, Sequence
@@ -62,15 +68,19 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+# The record builders live in curation.label_records (no SDK); re-exported here.
+from curation.label_records import (GATES, GROUNDED_LABELS, PAIR_VALUES, TONE_LABELS, gate_suggestions,
+                                    item_card_md, listener_md, mentions_item, pair_index, pair_record_id,
+                                    pairs_dataset_name, to_pair_records, to_records)
+
+__all__ = ["GATES", "GROUNDED_LABELS", "PAIR_VALUES", "TONE_LABELS", "gate_suggestions", "item_card_md",
+           "listener_md", "mentions_item", "pair_index", "pair_record_id", "pairs_dataset_name",
+           "to_pair_records", "to_records", "push", "pull", "resolve", "agreement"]
+
 QUESTIONS = ("rating", "grounded", "tone_ok", "corrected_explanation", "preference")
 LABEL_QUESTIONS = ("rating", "grounded", "tone_ok", "preference")
-GROUNDED_LABELS = {"grounded": "Grounded in the item card",
-                   "unsupported_fact": "States an unsupported fact",
-                   "wrong_entity": "Wrong entity (title, creator, ...)"}
-TONE_LABELS = {"yes": "Yes", "no": "No"}
-RANKING_VALUES = {"this": "This explanation", "other": "The other candidate"}
 EXPERT_ROLES = ("owner", "admin", "editor")
-GATES = ("gate_grounding", "gate_style", "gate_safety")
+HUMAN, SCRIPTED = "human", "scripted"
 
 GUIDELINES = """\
 # Reviewing recommendation explanations
@@ -82,221 +92,106 @@ card** (the only facts the sentence may use) and the **listener** panel.
 1. **Rating (1-5)**: overall, would you show this sentence to the listener?
    5 = accurate, specific, natural; 3 = acceptable but generic or clumsy;
    1 = wrong, misleading or inappropriate.
-2. **Grounded?** `Grounded` if every fact it states (title, creator, year,
-   genre, collection, ...) is on the item card or in the listener's history.
-   `Unsupported fact` if it states something not on the card (even if true
-   in the world). `Wrong entity` if it names the wrong title/creator/item.
+2. **Grounded?** `Grounded` if the sentence is about the item on the card and
+   every fact it states (title, creator, year, genre, collection, ...) is on
+   the item card or in the listener's history. `Unsupported fact` if it
+   states something not on the card (even if true in the world). `Wrong
+   entity` if it names the wrong title/creator/item, or is about another item.
 3. **Tone OK?** `Yes` if friendly, concise, not pushy, no sensitive
    inferences about the listener (age, country are context, not content).
 4. **Corrected explanation** (optional): if the sentence is fixable, write
    the corrected single sentence, using only card facts. Leave empty if it
    is fine or beyond repair.
-5. **Preference** (only when *The other candidate* is shown): rank the two
-   candidates for the same item and listener, best first.
 
-Suggestions come from automatic gates: check them, do not trust them.
-Submit every record you can judge; discard only if the card is unreadable.
+Suggestions come from automatic gates, and only where a gate checked this
+sentence against this item; a question without a suggestion is yours alone.
+Check them, do not trust them. Submit every record you can judge; discard
+only if the card is unreadable.
+"""
+
+PAIR_GUIDELINES = """\
+# Comparing two candidates
+
+Two sentences were written for the same item and listener. Rank them, best
+first: more accurate (only facts from the item card and the listener's
+history), more specific, more natural. Tie-breaker: the shorter one.
 """
 
 
 # ---------------------------------------------------------------- settings
 
-def dataset_settings(guidelines: str = GUIDELINES, *, min_submitted: int = 2,
+def dataset_settings(guidelines: str | None = None, *, kind: str = "review", min_submitted: int = 2,
                      with_vectors: dict[str, int] | None = None):
-    """`argilla.Settings` for explanation review (needs a client: the SDK checks the server)."""
+    """`argilla.Settings` for the review dataset (`kind="review"`) or the pairs dataset
+    (`kind="pairs"`: the only one with a ranking question). Needs the SDK, not a server."""
     import argilla as rg
 
-    fields = [
-        rg.TextField(name="item_card", title="Item card", use_markdown=True),
-        rg.TextField(name="listener", title="Listener", use_markdown=True),
-        rg.TextField(name="explanation", title="Explanation", use_markdown=False),
-        rg.TextField(name="other_explanation", title="The other candidate (same item and listener)",
-                     use_markdown=True, required=False),
-    ]
-    questions = [
-        rg.RatingQuestion(name="rating", title="Overall quality (1-5)", values=[1, 2, 3, 4, 5]),
-        rg.LabelQuestion(name="grounded", title="Grounded in the item card?", labels=GROUNDED_LABELS),
-        rg.LabelQuestion(name="tone_ok", title="Tone OK?", labels=TONE_LABELS),
-        rg.TextQuestion(name="corrected_explanation", title="Corrected explanation (optional)",
-                        required=False, use_markdown=False),
-        rg.RankingQuestion(name="preference", title="Rank the candidates (only when two are shown)",
-                           values=RANKING_VALUES, required=False),
-    ]
-    metadata = [
-        rg.IntegerMetadataProperty(name="cluster", title="Cluster"),
-        rg.TermsMetadataProperty(name="cluster_label", title="Cluster label"),
-        rg.TermsMetadataProperty(name="item_type", title="Item type"),
-        *[rg.TermsMetadataProperty(name=g, title=g.replace("_", " "), options=["pass", "fail"]) for g in GATES],
-        rg.TermsMetadataProperty(name="gates_passed", title="All gates passed", options=["yes", "no"]),
-        rg.TermsMetadataProperty(name="teacher", title="Teacher model"),
-        rg.TermsMetadataProperty(name="prompt_version", title="Prompt version"),
-        rg.TermsMetadataProperty(name="sample_reason", title="Why sampled"),
-        rg.TermsMetadataProperty(name="item_id", title="Item id", visible_for_annotators=False),
-        rg.TermsMetadataProperty(name="listener_id", title="Listener id", visible_for_annotators=False),
-        rg.TermsMetadataProperty(name="has_pair", title="Two candidates", options=["yes", "no"]),
-    ]
-    vectors = [rg.VectorField(name=n, dimensions=d) for n, d in (with_vectors or {}).items()]
-    return rg.Settings(fields=fields, questions=questions, metadata=metadata, vectors=vectors or None,
-                       guidelines=guidelines,
-                       distribution=rg.TaskDistribution(min_submitted=min_submitted))
-
-
-# ---------------------------------------------------------------- records
-
-def _loads(value: Any, default):
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return default
-    if isinstance(value, (dict, list)):
-        return value
-    try:
-        return json.loads(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _as_list(value) -> list:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return []
-    if isinstance(value, str):
-        v = _loads(value, None)
-        return v if isinstance(v, list) else [value]
-    return list(value)
-
-
-def item_card_md(item: dict, facts_used: Sequence[str] = ()) -> str:
-    lines = [f"### {item.get('title', '?')}"]
-    for key in ("creator", "collection", "year", "item_type", "duration_min", "language"):
-        if item.get(key) not in (None, "", []):
-            lines.append(f"- **{key.replace('_', ' ')}**: {item[key]}")
-    for key in ("genres", "tags", "moods"):
-        if item.get(key):
-            vals = item[key] if isinstance(item[key], (list, tuple)) else [item[key]]
-            lines.append(f"- **{key}**: {', '.join(map(str, vals))}")
-    if item.get("description"):
-        lines.append(f"\n{item['description']}")
-    if facts_used:
-        lines.append("\n*Facts the teacher says it used:* " + "; ".join(map(str, facts_used)))
-    return "\n".join(lines)
-
-
-def listener_md(listener: dict) -> str:
-    lines = [f"**{listener.get('listener_id', '?')}** - {listener.get('country', '?')}, "
-             f"age {listener.get('age_band', '?')}"]
-    if listener.get("taste"):
-        taste = listener["taste"]
-        lines.append(f"- **taste**: {', '.join(taste) if isinstance(taste, list) else taste}")
-    hist = listener.get("history") or []
-    if hist:
-        lines.append("- **recent history**:")
-        for h in hist[:8]:
-            g = h.get("genres") or []
-            lines.append(f"  - {h.get('title', '?')} - {h.get('creator', '?')}"
-                         + (f" ({', '.join(g) if isinstance(g, list) else g})" if g else ""))
-    return "\n".join(lines)
-
-
-def gate_suggestions(row: dict) -> dict[str, str]:
-    """Suggested answers from the automatic gates: {'grounded': ..., 'tone_ok': ...}."""
-    reasons = _loads(row.get("gate_reasons"), {}) or {}
-    out = {}
-    if bool(row.get("gate_grounding")):
-        out["grounded"] = "grounded"
+    if kind not in ("review", "pairs"):
+        raise ValueError(f"kind must be 'review' or 'pairs', not {kind!r}")
+    gate_opts = ["pass", "fail", "not run"]
+    context = [rg.TextField(name="item_card", title="Item card", use_markdown=True),
+               rg.TextField(name="listener", title="Listener", use_markdown=True)]
+    ids = [rg.TermsMetadataProperty(name="item_id", title="Item id", visible_for_annotators=False),
+           rg.TermsMetadataProperty(name="listener_id", title="Listener id", visible_for_annotators=False),
+           rg.TermsMetadataProperty(name="item_type", title="Item type"),
+           rg.TermsMetadataProperty(name="teacher", title="Teacher model")]
+    if kind == "pairs":
+        fields = [*context, rg.TextField(name="candidate_a", title="Candidate A", use_markdown=False),
+                  rg.TextField(name="candidate_b", title="Candidate B", use_markdown=False)]
+        questions = [rg.RankingQuestion(name="preference", title="Rank the two candidates, best first",
+                                        values=PAIR_VALUES, required=True)]
+        metadata = [*ids, rg.TermsMetadataProperty(name="record_a", title="Record A", visible_for_annotators=False),
+                    rg.TermsMetadataProperty(name="record_b", title="Record B", visible_for_annotators=False)]
     else:
-        text = " ".join(map(str, reasons.get("grounding", []) or [])).lower()
-        out["grounded"] = ("wrong_entity" if any(w in text for w in ("entity", "title", "creator", "wrong"))
-                           else "unsupported_fact")
-    out["tone_ok"] = "yes" if bool(row.get("gate_style")) and bool(row.get("gate_safety")) else "no"
-    return out
-
-
-def pair_index(sample_df: pd.DataFrame) -> dict[str, str]:
-    """record_id -> the other candidate's record_id, where a (item, listener) has exactly two."""
-    lid = sample_df["listener"].map(lambda s: str((_loads(s, {}) or {}).get("listener_id", "")))
-    groups = defaultdict(list)
-    for rid, item_id, l in zip(sample_df["record_id"], sample_df["item_id"], lid):
-        groups[(str(item_id), l)].append(str(rid))
-    other = {}
-    for rids in groups.values():
-        if len(rids) == 2:
-            a, b = sorted(rids)
-            other[a], other[b] = b, a
-    return other
-
-
-def to_records(sample_df: pd.DataFrame) -> list[dict]:
-    """Plain dicts (id, fields, metadata, suggestions) for `push` (no SDK needed)."""
-    other = pair_index(sample_df)
-    by_id = {str(r): e for r, e in zip(sample_df["record_id"], sample_df["explanation"])}
-    out = []
-    for row in sample_df.to_dict("records"):
-        rid = str(row["record_id"])
-        item = _loads(row.get("item"), {}) or {}
-        listener = _loads(row.get("listener"), {}) or {}
-        gates = {g: "pass" if bool(row.get(g)) else "fail" for g in GATES}
-        out.append({
-            "id": rid,
-            "fields": {
-                "item_card": item_card_md(item, _as_list(row.get("facts_used"))),
-                "listener": listener_md(listener),
-                "explanation": str(row["explanation"]),
-                **({"other_explanation": by_id[other[rid]]} if rid in other else {}),
-            },
-            "metadata": {
-                "cluster": int(row.get("cluster", -1)),
-                "cluster_label": str(row.get("cluster_label", "")),
-                "item_type": str(row.get("item_type", "")),
-                **gates,
-                "gates_passed": "yes" if all(v == "pass" for v in gates.values()) else "no",
-                "teacher": str(row.get("model", "")),
-                "prompt_version": str(row.get("prompt_version", "")),
-                "sample_reason": str(row.get("sample_reason", "")),
-                "item_id": str(row.get("item_id", "")),
-                "listener_id": str(listener.get("listener_id", "")),
-                "has_pair": "yes" if rid in other else "no",
-            },
-            "suggestions": gate_suggestions(row),
-        })
-    return out
+        fields = [*context, rg.TextField(name="explanation", title="Explanation", use_markdown=False)]
+        questions = [
+            rg.RatingQuestion(name="rating", title="Overall quality (1-5)", values=[1, 2, 3, 4, 5]),
+            rg.LabelQuestion(name="grounded", title="Grounded in the item card?", labels=GROUNDED_LABELS),
+            rg.LabelQuestion(name="tone_ok", title="Tone OK?", labels=TONE_LABELS),
+            rg.TextQuestion(name="corrected_explanation", title="Corrected explanation (optional)",
+                            required=False, use_markdown=False),
+        ]
+        metadata = [
+            rg.IntegerMetadataProperty(name="cluster", title="Cluster"),
+            rg.TermsMetadataProperty(name="cluster_label", title="Cluster label"),
+            *[rg.TermsMetadataProperty(name=g, title=g.replace("_", " "), options=gate_opts) for g in GATES],
+            rg.TermsMetadataProperty(name="gates_passed", title="All gates passed", options=["yes", "no"]),
+            rg.TermsMetadataProperty(name="on_item", title="Names this item", options=["yes", "no"]),
+            rg.TermsMetadataProperty(name="prompt_version", title="Prompt version"),
+            rg.TermsMetadataProperty(name="sample_reason", title="Why sampled"),
+            rg.TermsMetadataProperty(name="has_pair", title="Two candidates", options=["yes", "no"]),
+            *ids,
+        ]
+    vectors = [rg.VectorField(name=n, dimensions=d) for n, d in (with_vectors or {}).items()]
+    text = guidelines or (PAIR_GUIDELINES if kind == "pairs" else GUIDELINES)
+    return rg.Settings(fields=fields, questions=questions, metadata=metadata, vectors=vectors or None,
+                       guidelines=text, distribution=rg.TaskDistribution(min_submitted=min_submitted))
 
 
 # ---------------------------------------------------------------- push / pull
 
 def get_or_create_dataset(dataset_name: str, client, workspace: str | None = None,
-                          guidelines: str = GUIDELINES):
+                          guidelines: str | None = None, *, kind: str = "review", min_submitted: int = 2):
     import argilla as rg
     ds = client.datasets(name=dataset_name, workspace=workspace)
     if ds is not None:
         return ds, False
     ws = workspace or (client.workspaces.default.name if client.workspaces else None)
-    ds = rg.Dataset(name=dataset_name, workspace=ws, settings=dataset_settings(guidelines), client=client)
+    ds = rg.Dataset(name=dataset_name, workspace=ws, client=client,
+                    settings=dataset_settings(guidelines, kind=kind, min_submitted=min_submitted))
     ds.create()
     return ds, True
 
 
-def push(sample_df: pd.DataFrame, dataset_name: str, client, *, workspace: str | None = None,
-         batch_size: int = 256, prune: bool = False, agent: str = "gates") -> dict:
-    """Upsert the sample into `dataset_name` (created if missing); idempotent.
-
-    Records are keyed by `record_id`: a re-push updates fields, metadata and
-    suggestions in place (responses are kept). Records on the server that are
-    not in the sample are reported (`extra_ids`) and, with `prune=True`,
-    deleted when nobody has responded to them.
-    """
+def _upsert(ds, recs: list[dict], agent: str, batch_size: int, prune: bool) -> dict:
     import argilla as rg
 
-    t0 = time.monotonic()
-    if sample_df["record_id"].duplicated().any():
-        raise ValueError("sample_df has duplicate record_id values")
-    ds, created = get_or_create_dataset(dataset_name, client, workspace)
     before = {str(r.id): r for r in ds.records(with_suggestions=False, with_responses=True)}
-    records = []
-    for rec in to_records(sample_df):
-        records.append(rg.Record(
-            id=rec["id"], fields=rec["fields"], metadata=rec["metadata"],
-            suggestions=[rg.Suggestion(question_name=q, value=v, agent=agent)
-                         for q, v in rec["suggestions"].items()]))
+    records = [rg.Record(id=rec["id"], fields=rec["fields"], metadata=rec["metadata"],
+                         suggestions=[rg.Suggestion(question_name=q, value=v, agent=agent)
+                                      for q, v in rec["suggestions"].items()]) for rec in recs]
     ds.records.log(records, batch_size=batch_size)
-    ids = set(map(str, sample_df["record_id"]))
+    ids = {rec["id"] for rec in recs}
     extra = sorted(set(before) - ids)
     pruned = []
     if prune and extra:
@@ -305,21 +200,67 @@ def push(sample_df: pd.DataFrame, dataset_name: str, client, *, workspace: str |
             ds.records.delete(victims)
             pruned = [str(r.id) for r in victims]
     total = sum(1 for _ in ds.records(with_suggestions=False, with_responses=False))
+    return {"pushed": len(records), "created": len(ids - set(before)), "updated": len(ids & set(before)),
+            "extra_ids": [i for i in extra if i not in pruned], "pruned": pruned, "total_on_server": total}
+
+
+def push(sample_df: pd.DataFrame, dataset_name: str, client, *, workspace: str | None = None,
+         batch_size: int = 256, prune: bool = False, agent: str = "gates", min_submitted: int = 2) -> dict:
+    """Upsert the sample into `dataset_name` (created if missing), and its candidate pairs into
+    `<dataset_name>-pairs` (only when the sample has pairs); idempotent.
+
+    Records are keyed by `record_id`: a re-push updates fields, metadata and
+    suggestions in place (responses are kept). Records on the server that are
+    not in the sample are reported (`extra_ids`) and, with `prune=True`,
+    deleted when nobody has responded to them. `min_submitted` applies to datasets
+    created by this call. Returns the review dataset's counts plus `pairs` (the pairs
+    dataset's counts, or None) and `pairs_dataset_id`.
+    """
+    t0 = time.monotonic()
+    if sample_df["record_id"].duplicated().any():
+        raise ValueError("sample_df has duplicate record_id values")
+    ds, created = get_or_create_dataset(dataset_name, client, workspace, min_submitted=min_submitted)
+    info = _upsert(ds, to_records(sample_df), agent, batch_size, prune)
+    pair_recs = to_pair_records(sample_df)
+    pairs_info, pairs_id = None, None
+    if pair_recs:
+        pds, pcreated = get_or_create_dataset(pairs_dataset_name(dataset_name), client, workspace,
+                                              kind="pairs", min_submitted=min_submitted)
+        pairs_info = {"dataset": pairs_dataset_name(dataset_name), "dataset_created": pcreated,
+                      **_upsert(pds, pair_recs, agent, batch_size, prune)}
+        pairs_id = str(pds.id)
     secs = time.monotonic() - t0
     return {"dataset": dataset_name, "dataset_id": str(ds.id), "workspace": ds.workspace.name,
-            "dataset_created": created, "pushed": len(records),
-            "created": len(ids - set(before)), "updated": len(ids & set(before)),
-            "extra_ids": [i for i in extra if i not in pruned], "pruned": pruned,
-            "total_on_server": total, "seconds": round(secs, 2),
-            "records_per_s": round(len(records) / secs, 1) if secs else None}
+            "dataset_created": created, **info, "pairs": pairs_info, "pairs_dataset_id": pairs_id,
+            "seconds": round(secs, 2), "records_per_s": round(info["pushed"] / secs, 1) if secs else None}
+
+
+def _responses_by_user(record, users: dict) -> list[dict]:
+    per_user: dict[str, dict] = {}
+    for resp in record.responses:
+        uid = str(resp.user_id)
+        d = per_user.setdefault(uid, {"user_id": uid, "status": str(getattr(resp.status, "value", resp.status))})
+        d[resp.question_name] = resp.value
+    out = []
+    for uid, d in per_user.items():
+        name, role = users.get(uid, (uid, "annotator"))
+        out.append({**d, "username": name, "role": role})
+    return out
+
+
+COLUMNS = ["record_id", "item_id", "listener_id", "user_id", "username", "role", "status", *QUESTIONS,
+           "pref_winner", "explanation", "other_explanation", "other_record_id", "teacher",
+           "dataset", "argilla_record"]
 
 
 def pull(dataset_name: str, client, *, workspace: str | None = None) -> pd.DataFrame:
     """One row per (record, user) response: record_id, username, role, status, and one column per question.
 
-    `preference` is the ranked list of values (best first); `pref_winner` is
-    its first value ('this' / 'other'). Record context columns: item_id,
-    listener_id, explanation, other_explanation, other_record_id, teacher.
+    Rows from the pairs dataset (`dataset == "pairs"`) carry the answer for candidate A:
+    record_id = A's record, other_record_id = B's, `preference` the ranked values best first
+    ('this' = A, 'other' = B) and `pref_winner` its first value. `argilla_record`: the record's
+    id in its dataset. Record context columns: item_id, listener_id, explanation,
+    other_explanation, other_record_id, teacher.
     """
     ds = client.datasets(name=dataset_name, workspace=workspace)
     if ds is None:
@@ -333,24 +274,28 @@ def pull(dataset_name: str, client, *, workspace: str | None = None) -> pd.DataF
     for r in recs:
         ctx = {"record_id": str(r.id), "item_id": r.metadata.get("item_id"),
                "listener_id": r.metadata.get("listener_id"), "teacher": r.metadata.get("teacher"),
-               "explanation": r.fields.get("explanation"), "other_explanation": r.fields.get("other_explanation")}
+               "explanation": r.fields.get("explanation"), "other_explanation": r.fields.get("other_explanation"),
+               "dataset": "review", "argilla_record": str(r.id)}
         group = pair_of[(ctx["item_id"] or "", ctx["listener_id"] or "")]
         ctx["other_record_id"] = next((o for o in group if o != ctx["record_id"]), None) if len(group) == 2 else None
-        per_user: dict[str, dict] = {}
-        for resp in r.responses:
-            uid = str(resp.user_id)
-            d = per_user.setdefault(uid, {"user_id": uid, "status": str(getattr(resp.status, "value", resp.status))})
-            d[resp.question_name] = resp.value
-        for uid, d in per_user.items():
-            name, role = users.get(uid, (uid, "annotator"))
-            row = {**ctx, **{q: None for q in QUESTIONS}, **d, "username": name, "role": role}
-            pref = row.get("preference")
-            row["preference"] = _ranking_order(pref)
+        for d in _responses_by_user(r, users):
+            row = {**ctx, **{q: None for q in QUESTIONS}, **d}
+            row["preference"] = _ranking_order(row.get("preference"))  # older datasets asked it here
             row["pref_winner"] = row["preference"][0] if row["preference"] else None
             rows.append(row)
-    cols = ["record_id", "item_id", "listener_id", "user_id", "username", "role", "status", *QUESTIONS,
-            "pref_winner", "explanation", "other_explanation", "other_record_id", "teacher"]
-    return pd.DataFrame(rows, columns=cols)
+    pds = client.datasets(name=pairs_dataset_name(dataset_name), workspace=workspace)
+    for r in (pds.records(with_suggestions=False, with_responses=True) if pds is not None else []):
+        ctx = {"record_id": r.metadata.get("record_a"), "other_record_id": r.metadata.get("record_b"),
+               "item_id": r.metadata.get("item_id"), "listener_id": r.metadata.get("listener_id"),
+               "teacher": r.metadata.get("teacher"), "explanation": r.fields.get("candidate_a"),
+               "other_explanation": r.fields.get("candidate_b"), "dataset": "pairs", "argilla_record": str(r.id)}
+        for d in _responses_by_user(r, users):
+            row = {**ctx, **{q: None for q in QUESTIONS}, **d}
+            order = [{"a": "this", "b": "other"}.get(v, v) for v in (_ranking_order(row.get("preference")) or [])]
+            row["preference"] = order or None
+            row["pref_winner"] = order[0] if order else None
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _ranking_order(value) -> list[str] | None:
@@ -385,16 +330,35 @@ def resolve_value(question: str, votes: Sequence[tuple[Any, str]]):
     return None
 
 
+def label_source(answered_by: Sequence, roles: Sequence) -> str | None:
+    """Who the outcome rests on: the experts' answers when there are any (they win), else
+    everyone's -> 'human' | 'scripted' | 'mixed' (None: provenance not recorded)."""
+    pairs = [(a, r) for a, r in zip(answered_by, roles)]
+    expert = [a for a, r in pairs if r in EXPERT_ROLES]
+    kinds = {a if a in (HUMAN, SCRIPTED) else None for a in (expert or [a for a, _ in pairs])}
+    if not kinds or None in kinds:
+        return None
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _review_rows(sub: pd.DataFrame) -> pd.DataFrame:
+    return sub[sub["dataset"].fillna("review") != "pairs"] if "dataset" in sub.columns else sub
+
+
 def resolve(responses: pd.DataFrame, *, min_rating: int = 4) -> dict:
     """Responses (from `pull`) -> {'golden': DataFrame, 'pairs': DataFrame, 'resolved': DataFrame, 'agreement': dict}."""
     sub = responses[responses["status"] == "submitted"].copy() if len(responses) else responses
     sub = sub.sort_values(["record_id", "username"]) if len(sub) else sub
+    if len(sub) and "answered_by" not in sub.columns:
+        sub["answered_by"] = None
+    review = _review_rows(sub) if len(sub) else sub
     resolved, golden, pairs = [], [], []
-    for rid, g in (sub.groupby("record_id", sort=True) if len(sub) else []):
+    for rid, g in (review.groupby("record_id", sort=True) if len(review) else []):
         first = g.iloc[0]
         rec = {"record_id": rid, "item_id": first["item_id"], "listener_id": first["listener_id"],
                "explanation": first["explanation"], "other_record_id": first.get("other_record_id"),
-               "teacher": first.get("teacher"), "n_submitted": len(g)}
+               "teacher": first.get("teacher"), "n_submitted": len(g),
+               "label_source": label_source(g["answered_by"], g["role"])}
         for q in ("rating", "grounded", "tone_ok", "pref_winner"):
             rec[q] = resolve_value(q, list(zip(g[q], g["role"])))
         rec["rating"] = None if rec["rating"] is None else int(rec["rating"])
@@ -420,41 +384,49 @@ def resolve(responses: pd.DataFrame, *, min_rating: int = 4) -> dict:
         if rec["golden"] is not None:
             golden.append({k: rec[k] for k in ("record_id", "item_id", "listener_id", "teacher")}
                           | {"explanation": rec["golden"], "original": rec["explanation"],
-                             "source": rec["golden_source"], "rating": rec["rating"]})
+                             "source": rec["golden_source"], "rating": rec["rating"],
+                             "label_source": rec["label_source"]})
         if correction:
             pairs.append({"item_id": rec["item_id"], "listener_id": rec["listener_id"],
                           "chosen": correction, "rejected": rec["explanation"],
                           "chosen_record_id": rid, "rejected_record_id": rid, "source": "correction",
-                          "votes_for": None, "votes_against": None})
+                          "votes_for": None, "votes_against": None, "label_source": rec["label_source"]})
     pairs += preference_pairs(sub)
+    pairs_df = pd.DataFrame(pairs, columns=["item_id", "listener_id", "chosen", "rejected", "chosen_record_id",
+                                            "rejected_record_id", "source", "votes_for", "votes_against",
+                                            "label_source"])
+    for col in ("votes_for", "votes_against"):  # None (corrections) + counts: stay integers, not float
+        pairs_df[col] = pairs_df[col].astype("Int64")
     res_df = pd.DataFrame(resolved)
     return {"golden": pd.DataFrame(golden, columns=["record_id", "item_id", "listener_id", "teacher",
-                                                    "explanation", "original", "source", "rating"]),
-            "pairs": pd.DataFrame(pairs, columns=["item_id", "listener_id", "chosen", "rejected",
-                                                  "chosen_record_id", "rejected_record_id", "source",
-                                                  "votes_for", "votes_against"]),
+                                                    "explanation", "original", "source", "rating",
+                                                    "label_source"]),
+            "pairs": pairs_df,
             "resolved": res_df,
             "agreement": agreement(sub, res_df)}
 
 
 def preference_pairs(sub: pd.DataFrame) -> list[dict]:
-    """Pool the ranking votes of both records of a candidate pair; majority (or expert) winner is chosen."""
+    """Pool the ranking votes on a candidate pair (pairs dataset, and any older `preference`
+    answers on both review records); majority (or expert) winner is chosen."""
     if not len(sub):
         return []
     sub = sub[sub["pref_winner"].notna() & sub["other_record_id"].notna()]
+    if "answered_by" not in sub.columns:
+        sub = sub.assign(answered_by=None)
     text = dict(zip(sub["record_id"], sub["explanation"]))
     text.update({o: e for o, e in zip(sub["other_record_id"], sub["other_explanation"]) if o not in text})
-    votes: dict[tuple, list[tuple[str, str]]] = defaultdict(list)
+    votes: dict[tuple, list[tuple[str, str, Any]]] = defaultdict(list)
     meta = {}
     for r in sub.itertuples():
         a, b = sorted([r.record_id, r.other_record_id])
         winner = r.record_id if r.pref_winner == "this" else r.other_record_id
-        votes[(a, b)].append((winner, r.role))
+        votes[(a, b)].append((winner, r.role, r.answered_by))
         meta[(a, b)] = (r.item_id, r.listener_id)
     out = []
     for (a, b), v in sorted(votes.items()):
-        expert = [w for w, role in v if role in EXPERT_ROLES]
-        pool = expert or [w for w, _ in v]
+        expert = [w for w, role, _ in v if role in EXPERT_ROLES]
+        pool = expert or [w for w, _, _ in v]
         c = Counter(pool)
         if c[a] == c[b]:
             continue
@@ -462,7 +434,8 @@ def preference_pairs(sub: pd.DataFrame) -> list[dict]:
         out.append({"item_id": meta[(a, b)][0], "listener_id": meta[(a, b)][1],
                     "chosen": text.get(win), "rejected": text.get(lose),
                     "chosen_record_id": win, "rejected_record_id": lose, "source": "ranking",
-                    "votes_for": c[win], "votes_against": c[lose]})
+                    "votes_for": c[win], "votes_against": c[lose],
+                    "label_source": label_source([x for _, _, x in v], [role for _, role, _ in v])})
     return out
 
 

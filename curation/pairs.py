@@ -533,7 +533,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from linernotes.config import CurateConfig, add_dataclass_args, overrides_from_args, load_config
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from linernotes import paths
+
+    paths.use_offline_hub()
     p = argparse.ArgumentParser(description="dedupe precision/recall on the labelled pair set")
     p.add_argument("--sweep", action="store_true", help="also print P/R/F1 per threshold")
     add_dataclass_args(p, CurateConfig)

@@ -35,8 +35,10 @@ Row formats (what the fine-tuning stage trains on):
   strings, see `linernotes.records.ExplanationRecord.to_row`).
 
 `publish(...)` always writes the folder; it uploads only when a repo id and a
-token (argument or $HF_TOKEN) are given and the hub is not forced offline
-($HF_HUB_OFFLINE); otherwise it says so and stays local.
+token (argument, $HF_TOKEN, or `--token-file` on the CLI; never a command-line
+token) are given, otherwise it says what is missing and stays local. The CLI
+sets $HF_HUB_OFFLINE=1 so nothing else reaches the Hub; the push turns
+offline mode off for its own calls only (`curation.hub_push`).
 
 `publish_runs(synth_run, curate_run, label_run)` does all of it from run directories
 (the label run is `curation.label_stage.pull_and_resolve`'s: golden/pairs/resolved
@@ -44,7 +46,7 @@ parquet files). `load_table(folder, config)` reads a table back bypassing the
 `datasets` cache (which is keyed by folder name + config, not content).
 
 `refresh_golden_examples(golden_df)` rewrites the editable few-shot file
-(linernotes/domain/data/golden_examples.yaml) from the expert golden set.
+(linernotes/domain/data/golden_examples.yaml) from the reviewed golden set.
 """
 
 from __future__ import annotations
@@ -59,7 +61,12 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 import yaml
 
+from curation.hub_push import NO_TOKEN_HELP, push_folder
+from linernotes.jsoncol import is_missing, loads_json
+from linernotes.rows import DEFAULT_TASK
+
 CONFIGS = ("sft", "preferences", "raw_generations")
+ROW_KIND = {"sft": "sft", "preferences": "preference", "raw_generations": "generated"}
 SHARD = "train-00000-of-00001.parquet"
 
 LICENCE_NOTES: dict[str, str] = {
@@ -77,21 +84,8 @@ DEFAULT_NAME = "linernotes explanations"
 
 # ---------------------------------------------------------------- helpers
 
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
-
-
-def _json(value: Any, default):
-    if _missing(value):
-        return default
-    if isinstance(value, (dict, list)):
-        return value
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    try:
-        return json.loads(value)
-    except (TypeError, ValueError):
-        return default
+_missing = is_missing
+_json = loads_json  # the one JSON-column helper (linernotes.jsoncol)
 
 
 def _records(table) -> list[dict]:
@@ -163,7 +157,8 @@ def sft_rows(golden: pd.DataFrame | None, raw: pd.DataFrame, *, include_gated: b
     out, seen = [], set()
 
     def row_for(src: dict, text: str, facts: list[str], source: str, golden_source=None) -> dict:
-        return {"record_id": str(src["record_id"]), "item_id": src.get("item_id"),
+        return {"record_id": str(src["record_id"]), "task": src.get("task") or DEFAULT_TASK,
+                "item_id": src.get("item_id"),
                 "item_type": src.get("item_type"), "listener_id": src.get("listener_id"),
                 "prompt_version": src.get("prompt_version"),
                 "messages": [*prompt_messages(src), {"role": "assistant", "content": answer_json(text, facts)}],
@@ -208,7 +203,8 @@ def preference_rows(pairs: pd.DataFrame | None, raw: pd.DataFrame) -> list[dict]
                 f = corrected_facts(text, f, s.get("item"))
             return [{"role": "assistant", "content": answer_json(text, f)}]
 
-        out.append({"item_id": src.get("item_id"), "item_type": src.get("item_type"),
+        out.append({"task": src.get("task") or DEFAULT_TASK,
+                    "item_id": src.get("item_id"), "item_type": src.get("item_type"),
                     "listener_id": src.get("listener_id"), "prompt": prompt_messages(src),
                     "chosen": msg(str(p["chosen"]), chosen_src), "rejected": msg(str(p["rejected"]), rejected_src),
                     "chosen_record_id": str(p.get("chosen_record_id")),
@@ -248,6 +244,7 @@ def lineage(runs: Iterable) -> list[dict]:
                     "prompt_version": m.get("prompt_version"),
                     "input_run": m.get("input_run") or cfg.get("synth_run"),
                     "counts": m.get("counts"),
+                    **({"label_source": m["label_source"]} if m.get("label_source") is not None else {}),
                     "versions": {k: v for k, v in (m.get("versions") or {}).items()
                                  if k in ("linernotes", "datasets", "distilabel", "python")}})
     return out
@@ -274,13 +271,17 @@ def schema(features) -> dict[str, str]:
 def dataset_card(*, name: str, configs: dict[str, dict], lineage_info: list[dict],
                  licence_notes: Mapping[str, str] | Sequence[str] | str | None,
                  empty: Sequence[str] = ()) -> str:
-    """README.md text: YAML front matter with `configs:`, then schema/counts/lineage/licences."""
+    """README.md text: YAML front matter with `configs:`, then schema/counts/lineage/licences.
+    Who labeled (tags, wording) follows the label runs' `label_source` (curation.label_provenance)."""
+    from curation import label_provenance as prov
+
+    labeled_by = prov.from_lineage(lineage_info)
     front = {
         "pretty_name": name,
         "license": "other",
         "language": ["en"],
         "task_categories": ["text-generation"],
-        "tags": ["recommendation", "explanations", "synthetic", "human-feedback"],
+        "tags": ["recommendation", "explanations", "synthetic", *prov.tags(labeled_by)],
         "configs": [{"config_name": c, "data_files": [{"split": "train", "path": f"data/{c}/train-*"}],
                      **({"default": True} if i == 0 else {})}
                     for i, c in enumerate(configs)],
@@ -288,7 +289,7 @@ def dataset_card(*, name: str, configs: dict[str, dict], lineage_info: list[dict
     lines = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
              f"# {name}", "",
              "One-sentence, grounded explanations of music / audiobook / podcast recommendations, "
-             "written by a teacher LLM, curated, and reviewed by experts in Argilla.", "",
+             f"written by a teacher LLM, curated, and {prov.describe(labeled_by)}.", "",
              "```python", "from datasets import load_dataset",
              *[f'{c} = load_dataset("<this repo or folder>", "{c}", split="train")' for c in configs],
              "```", "", "## Configs", ""]
@@ -330,47 +331,39 @@ def dataset_card(*, name: str, configs: dict[str, dict], lineage_info: list[dict
 DESCRIPTIONS = {
     "sft": ("Chat `messages` [system, user, assistant]: the synth prompt without few-shot turns; the "
             "assistant turn is the teacher's JSON answer format `{\"explanation\", \"facts_used\"}`. "
-            "`source`: `golden` (expert-approved or corrected) or `gated_synthetic` (passed every "
-            "automatic gate, not reviewed)."),
+            "`source`: `golden` (approved or corrected in review; who reviewed: see above) or "
+            "`gated_synthetic` (passed every automatic gate, not reviewed)."),
     "preferences": ("TRL conversational preference rows: `prompt` [system, user], `chosen` / `rejected` "
-                    "(one assistant message each, JSON answer format). `source`: `correction` (expert "
-                    "correction vs the original) or `ranking` (annotators ranked two candidates)."),
+                    "(one assistant message each, JSON answer format). `source`: `correction` (a review "
+                    "correction vs the original) or `ranking` (two candidates ranked in review)."),
     "raw_generations": "The synth run rows as generated (nested values as JSON strings), gates included.",
 }
 
 
 def features(config: str):
-    """Fixed `datasets.Features` of the sft / preferences rows (None for raw_generations), so
-    every publish has the same schema, empty tables included."""
-    import datasets
+    """Fixed `datasets.Features` of the sft / preferences / raw_generations rows, declared in
+    `linernotes.rows` (SFTExample, PreferencePair, GeneratedRow), so every publish has the same
+    schema, empty tables included."""
+    from linernotes import rows
 
-    s = datasets.Value("string")
-    msgs = datasets.List({"role": s, "content": s})
-    if config == "sft":
-        return datasets.Features({"record_id": s, "item_id": s, "item_type": s, "listener_id": s,
-                                  "prompt_version": s, "messages": msgs, "source": s, "golden_source": s})
-    if config == "preferences":
-        return datasets.Features({"item_id": s, "item_type": s, "listener_id": s, "prompt": msgs,
-                                  "chosen": msgs, "rejected": msgs, "chosen_record_id": s,
-                                  "rejected_record_id": s, "source": s})
-    return None
+    return rows.features(ROW_KIND[config]) if config in ROW_KIND else None
 
 
 def _to_dataset(table, config: str):
     import datasets
 
-    feats = features(config)
-    if isinstance(table, pd.DataFrame):
-        if feats is not None:
-            table = table.to_dict("records")
-        else:
-            return datasets.Dataset.from_pandas(table, preserve_index=False)
-    rows = list(table)
-    if feats is not None and rows and set(rows[0]) == set(feats):
-        return datasets.Dataset.from_list([{k: r.get(k) for k in feats} for r in rows], features=feats)
-    if feats is not None and not rows:
-        return datasets.Dataset.from_dict({k: [] for k in feats}, features=feats)
-    return datasets.Dataset.from_list(rows)
+    from linernotes import rows as row_kinds
+
+    if config not in ROW_KIND:
+        return (datasets.Dataset.from_pandas(table, preserve_index=False) if isinstance(table, pd.DataFrame)
+                else datasets.Dataset.from_list(list(table)))
+    # Through the declared schema: declared columns typed, older rows' missing optional columns
+    # (task) filled, a value that does not fit is an error naming row and column.
+    arrow = row_kinds.to_table(table if isinstance(table, pd.DataFrame) else list(table), ROW_KIND[config],
+                               where=f"publish {config}")
+    if config != "raw_generations":  # sft / preferences: exactly the declared columns
+        arrow = arrow.select(row_kinds.arrow_schema(ROW_KIND[config]).names)
+    return datasets.Dataset(arrow)
 
 
 def build_hub_folder(out_dir: str | Path, *, sft=None, preferences=None, raw=None,
@@ -427,15 +420,11 @@ def read_card_front_matter(folder: str | Path) -> dict:
     return yaml.safe_load(m.group(1)) if m else {}
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-
-
 def publish(out_dir: str | Path, repo_id: str | None = None, token: str | None = None, *,
             private: bool = True, commit_message: str = "linernotes: publish labeled data",
             **tables) -> dict:
     """Write the folder (`build_hub_folder(out_dir, **tables)`); push it to the Hub dataset repo
-    `repo_id` when a token is given (or $HF_TOKEN) and $HF_HUB_OFFLINE is not set.
+    `repo_id` when a token is given (or $HF_TOKEN), with hub offline mode off for the push only.
 
     Returns {'folder', 'pushed': bool, 'url': str | None, 'message'}.
     """
@@ -444,17 +433,9 @@ def publish(out_dir: str | Path, repo_id: str | None = None, token: str | None =
     if not repo_id:
         msg = f"saved locally at {folder} (no repo_id: not pushed)"
     elif not token:
-        msg = f"saved locally at {folder}; not pushed to {repo_id}: no token (pass token= or set HF_TOKEN)"
-    elif _offline():
-        msg = f"saved locally at {folder}; not pushed to {repo_id}: HF_HUB_OFFLINE is set"
+        msg = f"saved locally at {folder}; not pushed to {repo_id}: no token; {NO_TOKEN_HELP}"
     else:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
-                                 commit_message=commit_message)
-        url = getattr(info, "repo_url", None) or f"https://huggingface.co/datasets/{repo_id}"
+        url = push_folder(folder, repo_id, token, private=private, commit_message=commit_message)
         msg = f"pushed {folder} to {url}"
         print(f"[publish] {msg}", flush=True)
         return {"folder": folder, "pushed": True, "url": str(url), "message": msg}
@@ -470,20 +451,30 @@ def publish_runs(synth_run, curate_run=None, label_run=None, out_dir: str | Path
     lineage from all given runs. Default folder: <runs>/publish-<label or synth run name>.
     Returns the folder."""
     from linernotes import paths
+    from linernotes.rows import read_parquet
+    from linernotes.runs import RunDir
 
     synth_path = _run_path(synth_run)
-    raw = pd.read_parquet(synth_path / "data" / SHARD)
+    raw = read_parquet(synth_path / "data" / SHARD, "generated").to_pandas()
     labels: dict[str, Any] = {}
     if label_run is not None:
         lp = _run_path(label_run)
-        for key in ("golden", "pairs", "resolved"):
+        for key, kind in (("golden", "golden"), ("pairs", "label_pair"), ("resolved", "review")):
             f = lp / f"{key}.parquet"
-            labels[key] = pd.read_parquet(f) if f.exists() else None
+            labels[key] = read_parquet(f, kind).to_pandas() if f.exists() else None
     tables = tables_from_labels(labels, raw, include_gated=include_gated)
     runs = [r for r in (synth_run, curate_run, label_run) if r is not None]
     out = Path(out_dir) if out_dir else paths.runs_dir() / f"publish-{_run_path(runs[-1]).name}"
+    run = RunDir(out)
+    (run.path / "COMPLETE").unlink(missing_ok=True)  # a half-rewritten folder is never "newest"
     res = publish(out, repo_id=repo_id, token=token, sft=tables["sft"], preferences=tables["preferences"],
                   raw=raw, lineage_runs=runs, name=name)
+    run.write_manifest({"stage": "publish", "run": run.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "input_runs": [str(_run_path(r)) for r in runs], "pushed": res["pushed"],
+                        "url": res["url"], "counts": {"sft": len(tables["sft"]),
+                                                      "preferences": len(tables["preferences"]),
+                                                      "raw_generations": int(len(raw))}})
+    run.mark_complete()
     return res["folder"]
 
 
@@ -530,7 +521,7 @@ def _golden_entry(row: Mapping[str, Any], raw_by_id: Mapping[str, Mapping] | Non
 
 def refresh_golden_examples(golden_df: pd.DataFrame, path: str | Path | None = None, per_type: int = 2,
                             *, raw: pd.DataFrame | None = None, require_gates: bool = True) -> int:
-    """Rewrite the editable few-shot file from the expert golden set; returns the number of
+    """Rewrite the editable few-shot file from the reviewed golden set; returns the number of
     golden-set examples written.
 
     Per item type, the `per_type` best golden rows (corrected before approved, then higher

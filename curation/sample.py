@@ -46,7 +46,6 @@ frame -> same sample. A row flagged for several reasons lists them all in
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -54,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from curation.cluster import NOISE, NOISE_LABEL, item_titles, margins
+from linernotes.jsoncol import loads_json, loads_obj
 
 REASONS = ("gate_disagreement", "low_confidence", "cluster_boundary", "cluster_coverage",
            "control")
@@ -66,7 +66,7 @@ NO_EXPLANATION = "no explanation parsed"
 # What the labeling stage reads, in this order (missing inputs become None/NaN).
 SAMPLE_COLUMNS = (
     "review_priority", "sample_reason", "reason_detail", "all_reasons",
-    "record_id", "item_id", "item_type", "item_title", "item", "listener_id", "listener",
+    "record_id", "task", "item_id", "item_type", "item_title", "item", "listener_id", "listener",
     "explanation", "facts_used", "parsed", "parse_error",
     "gate_grounding", "gate_style", "gate_safety", "passed_all", "gate_reasons", "gates",
     "cluster", "cluster_label", "cluster_margin", "x", "y",
@@ -77,26 +77,14 @@ SAMPLE_COLUMNS = (
 # ============================================================================ per-row flags
 
 
-def _json(raw: Any) -> dict:
-    if isinstance(raw, dict):
-        return raw
-    if not isinstance(raw, str) or not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _gates(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{gate: {"passed", "reasons", "score"}} from the `gates` JSON, else the flat
     gate_* columns and `gate_reasons` (score unknown: NaN)."""
-    full = _json(row.get("gates"))
+    full = loads_obj(row.get("gates"))
     if full:
         return {g: {"passed": bool(v.get("passed")), "reasons": list(v.get("reasons") or []),
                     "score": float(v.get("score", math.nan))} for g, v in full.items()}
-    reasons = _json(row.get("gate_reasons"))
+    reasons = loads_obj(row.get("gate_reasons"))
     return {g: {"passed": bool(row.get(f"gate_{g}")), "reasons": list(reasons.get(g) or []),
                 "score": math.nan} for g in GATES if f"gate_{g}" in row}
 
@@ -132,7 +120,7 @@ def _disagreement(gates: dict[str, dict[str, Any]], facts_used: list[str]
 def _low_confidence(row: dict[str, Any], gates: dict[str, dict[str, Any]],
                     near_miss: float) -> tuple[float, str] | None:
     """(severity, detail): parse problems first (-1), then near misses by 1 - score."""
-    call = _json(row.get("metadata")).get("call", {})
+    call = loads_obj(row.get("metadata")).get("call", {})
     if isinstance(call, dict) and call.get("finish_reason") == "length":
         return -1.0, "the teacher hit max tokens (finish_reason length): output may be cut"
     if _has_text(row.get("parse_error")):
@@ -152,14 +140,9 @@ def _low_confidence(row: dict[str, Any], gates: dict[str, dict[str, Any]],
 
 
 def _facts(value: Any) -> list[str]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return [value]
-    return [str(v) for v in list(value)]
+    if isinstance(value, str):  # a JSON list, or one bare fact
+        return [str(v) for v in loads_json(value, [value], expect=list)]
+    return [str(v) for v in loads_json(value, [])]
 
 
 def boundary_margins(df: pd.DataFrame, embeddings: Any | None) -> tuple[np.ndarray, np.ndarray]:

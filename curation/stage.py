@@ -22,23 +22,27 @@ from pathlib import Path
 
 from linernotes import paths
 from linernotes.config import CurateConfig
+from linernotes.jsoncol import loads_obj
 from linernotes.runs import RunDir, base_manifest
 
 log = logging.getLogger("linernotes.curate")
+SAMPLE_FILE = "sample/review-00000-of-00001.parquet"
 
 
 def latest_run(stage: str = "synth", runs_dir: str | Path | None = None) -> RunDir:
-    base = Path(runs_dir) if runs_dir else paths.runs_dir()
-    runs = [RunDir(p) for p in base.glob(f"{stage}-*") if (p / "COMPLETE").exists()]
-    if not runs:
+    """The newest complete run of a stage (`RunDir.find`); an error saying what to run if none."""
+    run = RunDir.find(stage, runs_dir=runs_dir)
+    if run is None:
+        base = Path(runs_dir) if runs_dir else paths.runs_dir()
         raise ValueError(f"no complete {stage} run under {base}; run `linernotes {stage}` first")
-    return max(runs, key=lambda r: (r.path / "COMPLETE").stat().st_mtime)
+    return run
 
 
 def load_synth_frame(run: RunDir):
-    """The synth run's rows as a DataFrame with an `item_title` column for display."""
-    df = run.load_dataset().to_pandas()
-    df["item_title"] = [json.loads(s).get("title") for s in df["item"]]
+    """The synth run's rows (read through the generated-row schema) as a DataFrame with an
+    `item_title` column for display."""
+    df = run.read_rows("generated").to_pandas()
+    df["item_title"] = [loads_obj(s).get("title") for s in df["item"]]
     return df
 
 
@@ -55,11 +59,11 @@ def run_curate(config: CurateConfig, *, force: bool = False) -> RunDir:
     # The curation run's name covers its input too: same config on another synth run = new run.
     fp = f"{config.fingerprint()}-{synth.name.split('-')[-1]}"
     run = RunDir((Path(config.runs_dir) if config.runs_dir else paths.runs_dir())
-                 / (config.run_name or f"curate-{fp}"))
+                 / (config.run_name or f"curate-{fp}"), kind="curated")
     if run.is_complete() and not force:
         log.info("run %s is complete; skipping", run.name)
         return run
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    paths.use_offline_hub()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     run.prepare()
@@ -90,10 +94,8 @@ def run_curate(config: CurateConfig, *, force: bool = False) -> RunDir:
     kept = df[df["kept"]]
     sample = review_sample(df, config)
 
-    run.write_rows(df)
-    sample_dir = run.path / "sample"
-    sample_dir.mkdir(exist_ok=True)
-    sample.to_parquet(sample_dir / "review-00000-of-00001.parquet", index=False)
+    run.write_rows(df, kind="curated")
+    run.write_rows(sample, kind="review_sample", name=SAMPLE_FILE)
     fig = cluster_map_figure(df, color_by="cluster")
     fig.write_html(run.path / "map.html", include_plotlyjs=True)
     labels = df.groupby("cluster")["cluster_label"].first().to_dict()

@@ -1,4 +1,4 @@
-"""Stage 3 (issue 5, in progress): LoRA SFT of the student on CPU (PEFT + TRL) works:
-`finetune.train.train_sft(FinetuneConfig, rows)`, atomic checkpoints, SIGKILL resume.
-MMLU guardrail data + scorer: `finetune/mmlu.py`. Not built yet: DPO, the report card, GGUF export and its
-gate, the CLI commands, the marimo app, the GPU (Unsloth) check and the benchmark."""
+"""Stage 3: LoRA SFT (`train`), DPO (`dpo`), the report card with its MMLU guardrail
+(`evaluate`, `mmlu`, `card`), merge + GGUF export + export gate (`export`), and the
+CLI commands (`cli`: finetune, dpo, eval, export). Backend `peft` (PEFT + TRL, CPU or
+GPU) everywhere; `unsloth` on a CUDA GPU only, never imported without one."""

@@ -71,7 +71,8 @@ def stream_training(config: FinetuneConfig, train_rows_path: str, poll_s: float 
 
     run = run_dir_for(config, load_rows(train_rows_path))
     cfg = FinetuneConfig(**{**config.__dict__, "train_data": train_rows_path})
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    paths.use_offline_hub(env)
     t0 = time.monotonic()
     proc = subprocess.Popen(train_argv(cfg), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=paths.REPO_ROOT)

@@ -45,6 +45,17 @@ def _datasets(lineage: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _label_source(lin: Mapping[str, Any]) -> dict[str, int] | None:
+    """Who labeled the training data: the lineage's own `label_source`, else the label runs in
+    the upstream lineage (the published folder's card carries them; curation.label_provenance)."""
+    from curation import label_provenance as prov
+
+    if isinstance(lin.get("label_source"), Mapping):
+        return dict(lin["label_source"])
+    runs = [r for up in (lin.get("upstream") or []) if isinstance(up, Mapping) for r in (up.get("runs") or [])]
+    return prov.from_lineage(runs)
+
+
 def _mmlu_section(eval_json: Mapping[str, Any] | None) -> list[str]:
     lines = ["## MMLU guardrail", ""]
     mmlu = (eval_json or {}).get("mmlu") if isinstance(eval_json, Mapping) else None
@@ -122,6 +133,9 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
         em = json.loads((export_dir / "manifest.json").read_text())
     files = em.get("files") or {p.name: {"bytes": p.stat().st_size} for p in sorted(export_dir.glob("*.gguf"))}
     tuned = bool(ft)
+    from curation import label_provenance as prov
+
+    labeled_by = _label_source(lin) if tuned else None
     label = export_dir.parent.name if tuned else export_dir.name  # tuned: <run>/export
     name = f"linernotes SmolLM2-135M {'liner-notes LoRA' if tuned else 'base'} ({label})"
 
@@ -133,7 +147,7 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
         "tags": ["gguf", "llama.cpp", *(["lora"] if tuned else []), "recommendation", "explanations",
-                 "linernotes"],
+                 "linernotes", *(prov.tags(labeled_by) if tuned else [])],
     }
     data = _datasets(lin)
     if data:
@@ -178,7 +192,8 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
         lines.append("")
     if tuned:
         lines += ["The training rows come from the curation stage's published `sft` config: the synth "
-                  "prompt without few-shot turns and the teacher's (expert-approved or gate-passed) JSON answer.", ""]
+                  f"prompt without few-shot turns and the teacher's ({prov.short(labeled_by)} or gate-passed) "
+                  f"JSON answer. Review: {prov.describe(labeled_by)}.", ""]
 
     # training config
     lines += ["## Training", ""]
@@ -220,8 +235,8 @@ def model_card(export_dir: str | Path, finetune_manifest: Mapping[str, Any] | No
               "## Limitations", "",
               "- 135M parameters: it can still name facts that are not in the prompt; keep the grounding gate in "
               "front of it.",
-              *(["- Trained on a small, synthetic (teacher-written, partly expert-reviewed) set; English only; "
-                 "music, audiobooks and podcasts only."] if tuned else
+              *([f"- Trained on a small, synthetic (teacher-written; review: {prov.short(labeled_by)}) set; "
+                 "English only; music, audiobooks and podcasts only."] if tuned else
                 ["- Untuned: it does not follow the liner-notes prompt format reliably (see the gate's texts)."]),
               "- Not a general assistant: fine-tuning may lower general knowledge (see the MMLU guardrail).",
               "- Quantized files agree with the merged model on most greedy tokens, not all (see the gate "

@@ -5,9 +5,10 @@
     linernotes eval     [--run runs/finetune-X] [--n-per-type 4] [--mmlu-n 100]
     linernotes export   --run runs/finetune-X | --base [--types Q8_0 Q4_0] [--no-gate] ...
 
-Defaults chain the stages: training data = the newest published dataset
-folder (runs/publish-*), DPO starts from the newest finetune run, eval and
-export take the newest DPO run, else the newest finetune run.
+Defaults chain the stages (newest = `RunDir.find`: newest complete run by
+manifest time): training data = the newest published dataset (runs/publish-*
+with data/sft), DPO starts from the newest finetune run, eval and export take
+the newest DPO run, else the newest finetune run.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ FINETUNE_RECIPE = paths.REPO_ROOT / "recipes" / "finetune_cpu.yaml"
 DPO_RECIPE = paths.REPO_ROOT / "recipes" / "dpo_cpu.yaml"
 
 
-def newest_publish(runs_dir: str | None = None) -> Path | None:
-    root = Path(runs_dir) if runs_dir else paths.runs_dir()
-    found = [p for p in root.glob("publish-*") if (p / "data" / "sft").is_dir()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+def _published(table: str, runs_dir: str | None) -> Path | None:
+    """The newest complete publish run holding `data/<table>` (RunDir.find's one rule)."""
+    from linernotes.runs import RunDir
+
+    run = RunDir.find("publish", require=f"data/{table}", runs_dir=runs_dir)
+    return run.path if run else None
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -35,7 +38,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from finetune.train import BackendUnavailable, train_sft
 
     config = load_config(FinetuneConfig, args.config or FINETUNE_RECIPE, overrides_from_args(args, FinetuneConfig))
-    data = config.train_data or newest_publish(config.runs_dir)
+    data = config.train_data or _published("sft", config.runs_dir)
     if not data:
         raise ValueError("config field 'train_data': none given and no published dataset under runs/ "
                          "(run `linernotes publish` or pass --train-data)")
@@ -58,9 +61,10 @@ def cmd_dpo(args: argparse.Namespace) -> int:
     from finetune.dpo import load_preferences, train_dpo
 
     config = load_config(DPOStageConfig, args.config or DPO_RECIPE, overrides_from_args(args, DPOStageConfig))
-    data = config.preference_data or newest_publish(config.runs_dir)
+    data = config.preference_data or _published("preferences", config.runs_dir)
     if not data:
-        raise ValueError("config field 'preference_data': none given and no published dataset under runs/")
+        raise ValueError("config field 'preference_data': none given and no published dataset with "
+                         "preferences under runs/ (run `linernotes publish` or pass --preference-data)")
     config.preference_data = str(data)
     run = train_dpo(config, load_preferences(data))
     m = run.manifest()

@@ -7,10 +7,9 @@ config is one object that its manifest records whole.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
+
+from linernotes.fingerprint import fingerprint
 
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 BACKENDS = ("peft", "unsloth")
@@ -33,7 +32,11 @@ class FinetuneConfig:
     train_data: str | None = None
     eval_data: str | None = None
     eval_split: float = 0.0  # fraction of train rows held out for eval when eval_data is None
-    max_length: int = 128  # tokens per example; longer examples are dropped (counted in the manifest)
+    # tokens per example; longer examples are dropped (counted in the manifest). Zero-shot rows
+    # (system + user + JSON answer) measure 323-513 tokens, median 431, with the SmolLM2 tokenizer
+    # (golden + fixture-catalog rows): 128 dropped every one. Batches pad to their longest row,
+    # so the headroom costs nothing on short rows.
+    max_length: int = 1024
     packing: bool = False
     assistant_only_loss: bool = True  # loss on the final assistant turn only
     # LoRA
@@ -59,7 +62,7 @@ class FinetuneConfig:
     num_threads: int = 0
     resume: bool = True  # continue from the newest complete checkpoint of the same run
     # output
-    runs_dir: str | None = None  # default: ./runs
+    runs_dir: str | None = None  # default: the runs root (linernotes.paths.runs_dir)
     run_name: str | None = None  # default: finetune-<config hash>-<data hash>
 
     def __post_init__(self) -> None:
@@ -74,12 +77,9 @@ class FinetuneConfig:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the trained adapter (not where it is written)."""
-        data = dataclasses.asdict(self)
-        for key in _NOT_FINGERPRINTED:
-            data.pop(key, None)
-        if not data["load_in_4bit"]:
-            data.pop("load_in_4bit")  # added later: off keeps the names of earlier runs
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        # load_in_4bit was added later: off keeps the names of earlier runs
+        drop = _NOT_FINGERPRINTED + (() if self.load_in_4bit else ("load_in_4bit",))
+        return fingerprint(self, drop=drop)
 
 
 _DPO_NOT_FINGERPRINTED = ("runs_dir", "run_name", "preference_data", "save_steps", "save_total_limit",
@@ -97,7 +97,7 @@ class DPOStageConfig:
 
     name: str = "dpo"
     seed: int = 17
-    backend: str = "peft"  # peft | unsloth (CUDA only)
+    backend: str = "peft"  # peft only: DPO has no Unsloth path (see __post_init__)
     sft_run: str | None = None  # finetune run folder (its adapter/ is the starting point); default: newest
     preference_data: str | None = None  # published dataset folder / parquet / jsonl with prompt, chosen, rejected
     beta: float = 0.1
@@ -119,16 +119,18 @@ class DPOStageConfig:
     run_name: str | None = None
 
     def __post_init__(self) -> None:
+        if self.backend == "unsloth":
+            # DPO trains with PEFT + TRL (on the CUDA GPU when there is one); accepting "unsloth"
+            # here once ran PEFT and wrote "unsloth" in the manifest.
+            raise ValueError("config field 'backend': 'unsloth' is for SFT only; DPO trains with PEFT + "
+                             "TRL (on the CUDA GPU when there is one): set backend: peft")
         if self.backend not in BACKENDS:
             raise ValueError(f"config field 'backend': expected one of {BACKENDS}, got {self.backend!r}")
         if self.beta <= 0:
             raise ValueError(f"config field 'beta': expected > 0, got {self.beta!r}")
 
     def fingerprint(self) -> str:
-        data = dataclasses.asdict(self)
-        for key in _DPO_NOT_FINGERPRINTED:
-            data.pop(key, None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        return fingerprint(self, drop=_DPO_NOT_FINGERPRINTED)
 
 
 @dataclass
@@ -155,7 +157,4 @@ class EvalConfig:
             raise ValueError(f"config field 'n_per_type': expected >= 1, got {self.n_per_type!r}")
 
     def fingerprint(self) -> str:
-        data = dataclasses.asdict(self)
-        data.pop("run", None)
-        data.pop("num_threads", None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        return fingerprint(self, drop=("run", "num_threads"))

@@ -23,7 +23,6 @@ the answer would teach it to stop early. The count is reported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,11 @@ class SFTData:
 def _messages(row: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     msgs = row.get("messages") if isinstance(row, Mapping) else row
     if isinstance(msgs, str):  # rows read from a flat file may hold the list as JSON text
-        msgs = json.loads(msgs)
+        from linernotes.jsoncol import loads_json
+
+        msgs = loads_json(msgs, None)
+        if msgs is None:
+            raise ValueError("'messages' is text but not a JSON list of messages")
     if not isinstance(msgs, (list, tuple)) or not msgs:
         raise ValueError("row has no 'messages' list")
     out = []
@@ -122,11 +125,9 @@ def build_sft_dataset(rows: Iterable[Mapping[str, Any]], tokenizer, max_length: 
 
 def rows_fingerprint(rows: Sequence[Mapping[str, Any]]) -> str:
     """Hash of the training conversations (order matters: it is the data order's seed input)."""
-    h = hashlib.sha256()
-    for row in rows:
-        h.update(json.dumps(_messages(row), ensure_ascii=False, sort_keys=True).encode())
-        h.update(b"\n")
-    return h.hexdigest()[:10]
+    from linernotes.fingerprint import items_fingerprint
+
+    return items_fingerprint((_messages(row) for row in rows), sep=b"\n")
 
 
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -145,9 +146,9 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
         data = json.loads(path.read_text())
         return data if isinstance(data, list) else data["rows"]
     if path.suffix == ".parquet":
-        import datasets
+        from linernotes import rows
 
-        return datasets.load_dataset("parquet", data_files=str(path), split="train").to_list()
+        return rows.read_parquet(path, "sft").to_pylist()  # checked against the SFT example schema
     raise ValueError(f"unsupported SFT data file {path} (expected .jsonl, .json, .parquet or a folder)")
 
 
@@ -158,7 +159,7 @@ def golden_example_rows(golden_path: str | Path | None = None,
     from linernotes.domain.prompts import PromptBuilder
 
     builder = PromptBuilder.default(template_path, golden_path, few_shot=0)
-    return [{"item_id": None, "item_type": ex.item_type, "source": "editor_golden",
+    return [{"item_id": None, "item_type": ex.item_type, "source": "editor_golden", "task": "explain",
              "messages": [{"role": "system", "content": builder.system_message(ex.item_type)},
                           {"role": "user", "content": builder.user_message(ex.item, ex.listener)},
                           {"role": "assistant", "content": json.dumps(ex.answer, ensure_ascii=False)}]}

@@ -30,12 +30,13 @@ from typing import Any, Mapping, Sequence
 
 from finetune.config import DPOStageConfig
 from finetune.train import (ADAPTER_DIR, FT_VERSIONED, _loadavg, _make_callback, _torch_threads,
-                            _trainer_class, _Tracker, complete_checkpoints, complete_runs,
-                            prepare_run_folder, read_log, require_cuda_for_unsloth, save_adapter,
+                            _trainer_class, _Tracker, complete_checkpoints,
+                            prepare_run_folder, read_log, save_adapter,
                             steady_steps)
 from linernotes.runs import RunDir, base_manifest, package_versions
 
 STAGE = "dpo"
+BACKEND_RAN = "peft"  # the only DPO training path (see train_dpo)
 
 
 def _turns(value: Any, field: str) -> list[dict[str, str]]:
@@ -88,33 +89,33 @@ def load_preferences(path: str | Path) -> list[dict[str, Any]]:
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if path.suffix == ".parquet":
-        import datasets
+        from linernotes import rows
 
-        return datasets.load_dataset("parquet", data_files=str(path), split="train").to_list()
+        return rows.read_parquet(path, "preference").to_pylist()  # checked against the declared schema
     raise ValueError(f"unsupported preference file {path} (expected a folder, .parquet or .jsonl)")
 
 
 def newest_run(stage: str, runs_dir: str | None = None) -> Path | None:
-    """The newest complete run of a stage (finetune, dpo) under the runs folder."""
-    found = complete_runs((stage,), runs_dir)
-    return found[0] if found else None
+    """The newest complete run of a stage (finetune, dpo) holding an adapter (`RunDir.find`)."""
+    run = RunDir.find(stage, require=ADAPTER_DIR, runs_dir=runs_dir)
+    return run.path if run else None
 
 
 def _pref_fingerprint(rows: Sequence[Mapping[str, Any]]) -> str:
-    import hashlib
+    from linernotes.fingerprint import items_fingerprint
 
-    h = hashlib.sha256()
-    for r in rows:
-        h.update(json.dumps([r["prompt"], r["chosen"], r["rejected"]], sort_keys=True).encode())
-    return h.hexdigest()[:10]
+    # ASCII-escaped JSON, no separator: the hash earlier DPO runs are named by
+    return items_fingerprint(([r["prompt"], r["chosen"], r["rejected"]] for r in rows), ensure_ascii=True)
 
 
 def train_dpo(config: DPOStageConfig, pref_rows: Sequence[Mapping[str, Any]],
               sft_run: str | Path | None = None) -> RunDir:
     """Train the SFT adapter further with DPO; returns the run (adapter/, manifest.json, train_log.jsonl)."""
-    if config.backend == "unsloth":
-        require_cuda_for_unsloth()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if config.backend != BACKEND_RAN:  # DPOStageConfig refuses others; never record one that did not run
+        raise ValueError(f"config field 'backend': DPO trains with {BACKEND_RAN!r} only, got {config.backend!r}")
+    from linernotes import paths
+
+    paths.use_offline_hub()
     sft_path = Path(sft_run or config.sft_run or newest_run("finetune", config.runs_dir) or "")
     if not (sft_path / ADAPTER_DIR / "adapter_config.json").exists():
         raise ValueError(f"config field 'sft_run': no trained adapter at {sft_path / ADAPTER_DIR} "
@@ -187,7 +188,7 @@ def train_dpo(config: DPOStageConfig, pref_rows: Sequence[Mapping[str, Any]],
     manifest = base_manifest(STAGE, resolved, run)
     manifest["versions"] = package_versions(FT_VERSIONED)
     manifest.update({
-        "backend": config.backend, "device": "cuda" if cuda else "cpu", "torch_threads": _torch_threads(),
+        "backend": BACKEND_RAN, "device": "cuda" if cuda else "cpu", "torch_threads": _torch_threads(),
         "load_average": {"before": load_before, "after": _loadavg(), "cpus": os.cpu_count()},
         "base_model": base, "sft_run": str(sft_path), "sft_manifest_run": sft_manifest.get("run"),
         "data": {"pairs": len(good), "quarantined": len(bad), "fingerprint": _pref_fingerprint(good),

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import statistics
 import sys
 import time
@@ -145,6 +144,14 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def judge_api_key(config: EvalConfig) -> str:
+    """$judge_api_key_env, for judge_base_url only; $OPENAI_API_KEY (the default
+    name) only when that URL is api.openai.com; otherwise no key."""
+    from linernotes.services.credentials import api_key_for
+
+    return api_key_for(config.judge_base_url, config.judge_api_key_env)
+
+
 def judge_scores(config: EvalConfig, prompts: Sequence[list[dict]], rows: Sequence[dict]) -> dict | None:
     """Mean 1-5 score from a teacher endpoint, or None when none is configured."""
     if not config.judge_base_url:
@@ -153,7 +160,7 @@ def judge_scores(config: EvalConfig, prompts: Sequence[list[dict]], rows: Sequen
 
     from openai import OpenAI
 
-    client = OpenAI(base_url=config.judge_base_url, api_key=os.environ.get(config.judge_api_key_env, "none"))
+    client = OpenAI(base_url=config.judge_base_url, api_key=judge_api_key(config))
     scores = []
     for msgs, row in zip(prompts, rows):
         if not row["explanation"]:
@@ -290,7 +297,9 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
     out.mkdir(parents=True, exist_ok=True)
     (out / "COMPLETE").unlink(missing_ok=True)
     t0 = time.monotonic()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from linernotes import paths
+
+    paths.use_offline_hub()
 
     import torch
     from peft import PeftModel

@@ -268,10 +268,9 @@ def compare(before: dict, after: dict, n_boot: int = 10_000, seed: int = 0) -> d
 # --------------------------------------------------------------------------- CLI
 
 def load_base_model(dtype: str = "float32"):
-    import os
+    from linernotes import paths
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    paths.use_offline_hub()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

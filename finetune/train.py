@@ -67,7 +67,7 @@ def require_cuda_for_unsloth() -> None:
         raise BackendUnavailable(
             "backend 'unsloth' needs an NVIDIA CUDA GPU (torch.cuda.is_available() is False on this "
             "machine; Unsloth cannot even be imported without one) and its own environment (its pins "
-            "clash with the CPU stack, see shared/stack-notes.md). Use backend 'peft' on CPU.")
+            "clash with the CPU stack). Use backend 'peft' on CPU.")
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -236,15 +236,8 @@ def read_log(run: RunDir | Path) -> list[dict[str, Any]]:
 
 
 def complete_runs(stages: Sequence[str] = ("dpo", "finetune"), runs_dir: str | Path | None = None) -> list[Path]:
-    """Complete training runs of these stages that hold an adapter, newest first."""
-    from linernotes import paths
-
-    root = Path(runs_dir) if runs_dir else paths.runs_dir()
-    if not root.is_dir():
-        return []
-    found = [p for s in stages for p in root.glob(f"{s}-*")
-             if (p / "COMPLETE").exists() and (p / ADAPTER_DIR).is_dir()]
-    return sorted(found, key=lambda p: (p / "COMPLETE").stat().st_mtime, reverse=True)
+    """Complete training runs of these stages that hold an adapter, newest first (`RunDir.find_all`)."""
+    return [r.path for r in RunDir.find_all(tuple(stages), require=ADAPTER_DIR, runs_dir=runs_dir)]
 
 
 def prepare_run_folder(run: RunDir, resume: bool) -> tuple[Path, Path, str | None, list[str]]:
@@ -413,8 +406,9 @@ def prepare_training(config: FinetuneConfig, train_rows: Sequence[Mapping[str, A
                      run: RunDir | None = None) -> Prepared:
     if config.backend == "unsloth":
         require_cuda_for_unsloth()  # before any data work, and before unsloth is imported
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from linernotes import paths
+
+    paths.use_offline_hub()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     train_rows = list(train_rows)

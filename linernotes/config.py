@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from linernotes.fingerprint import fingerprint
 
 T = TypeVar("T")
 
@@ -29,6 +29,9 @@ class SynthConfig:
 
     name: str = "synth"
     seed: int = 17
+    # what is generated: the records' `task` (linernotes.rows.TASKS; only "explain" has a
+    # template and gates today, see ARCHITECTURE.md "How to add a task")
+    task: str = "explain"
     # catalog slice
     item_types: list[str] = field(default_factory=lambda: ["music", "book", "podcast"])
     n_per_type: int = 20
@@ -52,15 +55,14 @@ class SynthConfig:
     few_shot: int = 2
     max_words: int = 30
     # output
-    runs_dir: str | None = None  # default: ./runs
+    runs_dir: str | None = None  # default: the runs root (linernotes.paths.runs_dir)
     run_name: str | None = None  # default: <name>-<config hash>
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the output (not where it is written)."""
-        data = dataclasses.asdict(self)
-        for key in ("runs_dir", "run_name", "base_url", "api_key_env", "concurrency", "server_threads"):
-            data.pop(key, None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        # `task` at its default is left out, so runs made before the field existed keep their names.
+        return fingerprint(self, drop=("runs_dir", "run_name", "base_url", "api_key_env", "concurrency",
+                                       "server_threads") + (("task",) if self.task == "explain" else ()))
 
 
 @dataclass
@@ -96,10 +98,7 @@ class CurateConfig:
     run_name: str | None = None
 
     def fingerprint(self) -> str:
-        data = dataclasses.asdict(self)
-        for key in ("runs_dir", "run_name"):
-            data.pop(key, None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        return fingerprint(self, drop=("runs_dir", "run_name"))
 
 
 def _coerce(tp: Any, value: Any, name: str) -> Any:

@@ -74,21 +74,28 @@ def label(curated, con=None):
     con.print("\n[bold]Labeling[/] in a local Argilla (redis + osmem + argilla-server)")
     stack = argilla.up(detach=True)
     name = label_stage.default_dataset_name(curated)
-    info = label_stage.push_curated(curated, name, stack.client())
+    # One answer more than the stand-ins give: every record stays in a person's Pending queue.
+    info = label_stage.push_curated(curated, name, stack.client(), min_submitted=label_stage.DEMO_MIN_SUBMITTED)
     con.print(f"pushed {info['pushed']} records to {name!r} ({info['records_per_s']} records/s); "
               f"created {info['created']}, updated {info['updated']}")
-    done = label_stage.demo_annotate(stack, info["dataset_id"], label_stage.sample_frame(curated))
+    done = label_stage.demo_annotate(stack, info["dataset_id"], label_stage.sample_frame(curated),
+                                     pairs_dataset_id=info.get("pairs_dataset_id"))
     con.print(f"answers submitted by the {done['who']}: {done['submitted']}")
     label_run = label_stage.pull_and_resolve(name, stack.client(),
                                              lineage={"curate_run": str(curated.path)})
-    counts = label_run.manifest()["counts"]
+    m = label_run.manifest()
+    counts = m["counts"]
     agreement = json.loads((label_run.path / "agreement.json").read_text())
     kappas = {q: round(v.get("cohen_kappa", {}).get("kappa", float("nan")), 3)
               for q, v in agreement.get("questions", {}).items()}
-    con.print(f"pulled {counts['responses']} responses: golden set {counts['golden']}, "
-              f"preference pairs {counts['pairs']}; Cohen's kappa per question {kappas}")
-    con.print(f"Argilla UI: {stack.api_url} (the login is in `linernotes services status argilla "
-              f"--show-secrets`); stop it with: .venv/bin/linernotes services down argilla")
+    con.print(f"pulled {counts['responses']} responses (who answered: {m.get('label_source')}): golden set "
+              f"{counts['golden']}, preference pairs {counts['pairs']}; Cohen's kappa per question {kappas}")
+    for line in label_stage.owner_next_steps(stack.api_url, argilla.OWNER, name, info["pushed"],
+                                             (info.get("pairs") or {}).get("pushed", 0),
+                                             min_submitted=label_stage.DEMO_MIN_SUBMITTED):
+        con.print(line)
+    con.print("The owner's password: `linernotes services status argilla --show-secrets`; "
+              "stop the stack with: .venv/bin/linernotes services down argilla")
     return label_run
 
 

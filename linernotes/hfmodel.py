@@ -62,8 +62,7 @@ def smollm2_hf_dir(force: bool = False) -> Path:
 
 
 def _convert(gguf_path: Path, out: Path) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    paths.use_offline_hub()
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig

@@ -3,7 +3,8 @@
 Everything fetched or built (catalog packages, models, service virtualenvs,
 the teacher-call cache) sits under one home folder, `LINERNOTES_HOME`, which
 defaults to `.linernotes/` in the source checkout (git-ignored) and is reused
-when present. Runs go to `./runs` unless told otherwise.
+when present. Runs go to one runs root, `runs_dir()`: $LINERNOTES_RUNS, else
+`runs/` in the checkout.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HUB_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
-def use_offline_hub(env: dict[str, str] | None = None) -> dict[str, str]:
+def use_offline_hub(env: dict[str, str] | None = None) -> None:
     """Set the Hugging Face offline switches in env (default: os.environ) unless
-    the caller set them; call before transformers/datasets are imported."""
+    the caller set them; call before transformers/datasets are imported.
+
+    Returns None on purpose: returning the mapping made it the value of a marimo
+    setup cell, which printed the whole environment (tokens included) on the page."""
     env = os.environ if env is None else env
     for var in HUB_OFFLINE_VARS:
         env.setdefault(var, "1")
-    return env
 
 
 def home() -> Path:
@@ -70,8 +73,16 @@ def cache_db() -> Path:
 
 
 def runs_dir() -> Path:
+    """The one runs root: $LINERNOTES_RUNS, else `runs/` in the source checkout, else
+    LINERNOTES_HOME/runs. Never the working directory: a notebook started in notebooks/
+    and the CLI started in the checkout must find the same runs."""
     env = os.environ.get("LINERNOTES_RUNS")
-    path = Path(env) if env else Path.cwd() / "runs"
+    if env:
+        path = Path(env).expanduser().resolve()
+    elif (REPO_ROOT / "pyproject.toml").exists():
+        path = REPO_ROOT / "runs"
+    else:
+        path = home() / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

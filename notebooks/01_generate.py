@@ -4,15 +4,18 @@ __generated_with = "0.25.2"
 app = marimo.App(width="full", app_title="linernotes: generate")
 
 with app.setup:
+    # Hub switches first, before any import that may pull in transformers; never the
+    # cell's last expression (marimo shows that value on the page).
+    from linernotes import paths
+
+    paths.use_offline_hub()
+
     import marimo as mo
 
-    from linernotes import paths
     from synth import app_support as support
     from synth import backends
     from synth.pipeline import load_records, plan_rows
     from linernotes.domain.prompts import DEFAULT_GOLDEN, DEFAULT_TEMPLATE
-
-    paths.use_offline_hub()
 
 
 @app.cell

@@ -28,26 +28,8 @@ with app.setup:
 def synth_runs(base: str | Path | None = None) -> list[RunDir]:
     """Finished synth runs (a COMPLETE marker and a parquet shard) under `base`
     (default $LINERNOTES_RUNS or ./runs), newest first. A run whose manifest names
-    another stage is left out."""
-    import json
-
-    root = Path(base) if base else paths.runs_dir()
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.iterdir():
-        run = RunDir(path)
-        if not (path.is_dir() and run.is_complete() and run.parquet_path.exists()):
-            continue
-        try:
-            stage = run.manifest().get("stage") if run.manifest_path.exists() else None
-        except (OSError, ValueError):
-            stage = None
-        if stage not in (None, "synth") or (stage is None and not path.name.startswith("synth")):
-            continue
-        found.append(run)
-    stamp = lambda r: (r.path / "COMPLETE").stat().st_mtime  # noqa: E731
-    return sorted(found, key=lambda r: (stamp(r), r.name), reverse=True)
+    another stage is left out (`RunDir.find_all`: the one newest-run rule)."""
+    return RunDir.find_all("synth", require=lambda r: r.parquet_path.exists(), runs_dir=base)
 
 
 @app.function

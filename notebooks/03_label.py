@@ -4,6 +4,12 @@ __generated_with = "0.25.2"
 app = marimo.App(width="full", app_title="linernotes: label")
 
 with app.setup:
+    # Hub switches first, before any import that may pull in transformers; never the
+    # cell's last expression (marimo shows that value on the page).
+    from linernotes import paths
+
+    paths.use_offline_hub()
+
     import os
     from pathlib import Path
 
@@ -12,19 +18,19 @@ with app.setup:
 
     from curation import label_app_support as support
     from curation import labeling as lb
-    from linernotes import paths
     from linernotes.services import argilla as svc
-
-    paths.use_offline_hub()
 
 
 @app.cell
 def _():
     mo.md(r"""
-    # Label: expert review in Argilla
+    # Label: review in Argilla
 
-    Annotators review the curated sample in Argilla (push it with
-    `linernotes label push`). This page shows the stack, the review progress,
+    People review the curated sample in Argilla (push it with
+    `linernotes label push`; candidate pairs go to a `<dataset>-pairs`
+    dataset, the only one that asks for a ranking). Answers that the demo's
+    scripted stand-ins gave are marked as such in the label run
+    (`label_source`), never counted as people's. This page shows the stack, the review progress,
     how much annotators agree, where they disagree (to adjudicate), and the
     golden set growing. Pulling reads every response from the server; it only
     happens when you press **Pull responses**. Offline: set
@@ -141,7 +147,9 @@ def _(dataset_ui, labels, offline_path):
     _hist = (support.golden_history(paths.sub("argilla") / "golden_history.jsonl", dataset_ui.value.strip())
              if not offline_path else None)
     golden_fig = support.golden_figure(golden, _hist)
-    mo.vstack([mo.md(f"## Golden set: {len(golden)} explanations, {len(labels['pairs'])} preference pairs"),
+    _by = golden["label_source"].fillna("not recorded").value_counts().to_dict() if len(golden) else {}
+    mo.vstack([mo.md(f"## Golden set: {len(golden)} explanations, {len(labels['pairs'])} preference pairs"
+                     + (" · labeled by: " + ", ".join(f"{k} {v}" for k, v in _by.items()) if _by else "")),
                mo.ui.plotly(golden_fig),
                mo.ui.table(golden, selection=None, page_size=5)])
     return golden, golden_fig

@@ -4,15 +4,18 @@ __generated_with = "0.25.2"
 app = marimo.App(width="full", app_title="linernotes: fine-tune")
 
 with app.setup:
+    # Hub switches first, before any import that may pull in transformers; never the
+    # cell's last expression (marimo shows that value on the page).
+    from linernotes import paths
+
+    paths.use_offline_hub()
+
     from pathlib import Path
 
     import marimo as mo
 
     from finetune import app_support as support
     from finetune.config import EvalConfig, FinetuneConfig
-    from linernotes import paths
-
-    paths.use_offline_hub()
 
 
 @app.cell
@@ -32,17 +35,17 @@ def _():
 
 @app.cell
 def _():
-    _root = paths.runs_dir()
-    _published = sorted((p for p in _root.glob("publish-*") if (p / "data" / "sft").is_dir()),
-                        key=lambda p: p.stat().st_mtime, reverse=True) if _root.is_dir() else []
-    _options = {p.name: str(p) for p in _published}
+    from linernotes.runs import RunDir as _RunDir
+
+    _published = _RunDir.find_all("publish", require="data/sft")  # newest first
+    _options = {r.name: str(r.path) for r in _published}
     data_ui = mo.ui.dropdown(options=_options, value=next(iter(_options), None), label="training data")
     steps_ui = mo.ui.slider(2, 200, value=30, step=2, label="max steps", show_value=True)
     lr_ui = mo.ui.number(1e-5, 1e-2, value=2e-4, step=1e-5, label="learning rate")
     rank_ui = mo.ui.dropdown(options=["4", "8", "16", "32"], value="16", label="LoRA rank")
     batch_ui = mo.ui.slider(1, 8, value=2, label="batch size", show_value=True)
     mo.vstack([mo.md("## Data and config"),
-               data_ui if _options else mo.md("_No published dataset under `./runs` yet: run "
+               data_ui if _options else mo.md(f"_No published dataset under `{paths.runs_dir()}` yet: run "
                                               "`linernotes demo` or `linernotes publish`._"),
                mo.hstack([steps_ui, lr_ui, rank_ui, batch_ui], justify="start")])
     return batch_ui, data_ui, lr_ui, rank_ui, steps_ui

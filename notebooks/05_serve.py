@@ -4,15 +4,18 @@ __generated_with = "0.25.2"
 app = marimo.App(width="full", app_title="linernotes: serve")
 
 with app.setup:
+    # Hub switches first, before any import that may pull in transformers; never the
+    # cell's last expression (marimo shows that value on the page).
+    from linernotes import paths
+
+    paths.use_offline_hub()
+
     import marimo as mo
     import pandas as pd
 
-    from linernotes import paths
     from serve import playground
     from serve.app import client_examples
     from synth import app_support as support
-
-    paths.use_offline_hub()
 
 
 @app.cell
@@ -24,8 +27,10 @@ def _():
     Each model runs behind `linernotes serve` (llama.cpp engine on CPU, the
     studio's auth, limits and metrics in front) and answers on `/v1/explain`
     with the training prompt, JSON-schema output and the gates' verdict.
-    The base model is the packaged SmolLM2; a fine-tuned export under `./runs`
-    (`model-Q4_0.gguf` / `model-Q8_0.gguf`) can be served beside it.
+    The base model is the packaged SmolLM2; a fine-tuned export under the runs
+    folder (`model-Q4_0.gguf` / `model-Q8_0.gguf`) can be served beside it, once its
+    export gate passed (the picker shows the verdict; the box below serves one anyway,
+    like `linernotes serve --allow-ungated`).
     """)
     return
 
@@ -65,11 +70,13 @@ def _(catalog, exports, item_type_ui):
                               value="(none)", label="fine-tuned export")
     max_tokens_ui = mo.ui.slider(start=32, stop=256, step=16, value=96, label="max tokens",
                                  show_value=True)
+    allow_ungated_ui = mo.ui.checkbox(label="serve an export whose gate did not pass")
     mo.vstack([mo.md("## Pick"), mo.hstack([item_ui, listener_ui], justify="start", gap=2),
-               mo.hstack([tuned_ui, max_tokens_ui], justify="start", gap=2),
+               mo.hstack([tuned_ui, max_tokens_ui, allow_ungated_ui], justify="start", gap=2),
                mo.md("_No fine-tune export under `./runs` yet: the base model only._")
                if not exports else None])
-    return item_options, item_ui, listener_options, listener_ui, max_tokens_ui, tuned_ui
+    return (allow_ungated_ui, item_options, item_ui, listener_options, listener_ui, max_tokens_ui,
+            tuned_ui)
 
 
 @app.cell
@@ -95,7 +102,8 @@ def _():
 
 
 @app.cell
-def _(catalog_path, max_tokens_ui, picked_item, picked_listener, start_button, tuned_ui):
+def _(allow_ungated_ui, catalog_path, max_tokens_ui, picked_item, picked_listener, start_button,
+      tuned_ui):
     mo.stop(not start_button.value,
             mo.md("_Press the button: it starts the endpoint(s) (a few seconds each, once) "
                   "and asks each model for a liner note._"))
@@ -105,7 +113,12 @@ def _(catalog_path, max_tokens_ui, picked_item, picked_listener, start_button, t
     handles, results = {}, {}
     for _name, _path in _models.items():
         with mo.status.spinner(title=f"{_name}: starting endpoint and generating"):
-            handles[_name] = playground.ENDPOINTS.get(_path, catalog_path, slots=2, queue_size=2)
+            try:
+                handles[_name] = playground.ENDPOINTS.get(_path, catalog_path, slots=2, queue_size=2,
+                                                          allow_ungated=allow_ungated_ui.value)
+            except playground.UngatedModel as _exc:  # refused: the row says why
+                results[_name] = {"error": str(_exc)}
+                continue
             results[_name] = playground.explain_via(handles[_name], picked_item.item_id,
                                                     picked_listener.listener_id,
                                                     max_tokens=max_tokens_ui.value)

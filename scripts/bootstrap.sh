@@ -32,7 +32,7 @@ if [ ! -f "$stamp" ]; then
   pip_quiet install --quiet --upgrade pip
   pip_quiet install --quiet torch==2.13.0
   pip_quiet install --quiet -e .
-  # Packages that break transformers imports beside CPU torch (see stack notes).
+  # torchvision/torchaudio/torchcodec wheels built for another torch break transformers imports.
   .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
   .venv/bin/python -c "import linernotes, torch, distilabel, xllamacpp; print('[bootstrap] torch', torch.__version__)"
   rm -f .venv/.installed-*

@@ -1,4 +1,4 @@
-"""Stage 4: the bundled endpoint (issue 6).
+"""Stage 4: the bundled endpoint.
 
 `linernotes serve [MODEL]` puts a Starlette app (auth, limits, metrics, the
 `/v1/explain` domain route) in front of an engine subprocess: llama.cpp's

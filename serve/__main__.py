@@ -1,5 +1,5 @@
 """`python -m serve ...`: the endpoint in the foreground (same flags as `linernotes serve`)."""
 
-from serve.app import main
+from serve.cli import main
 
 raise SystemExit(main())

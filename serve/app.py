@@ -14,21 +14,21 @@ waiting, 429 + Retry-After beyond), a per-request deadline (504) and
 cancellation: a client that disconnects closes the upstream connection, which
 makes llama.cpp (and vLLM) abort that generation and free its slot.
 
-    run_endpoint(settings)         foreground: engine + catalog + uvicorn (`linernotes serve`)
-    start_endpoint(...)            the same in a subprocess -> EndpointHandle(.base_url, .stop())
-    client_examples(url, key)      a curl command and an openai-python snippet that work
+The client's body never goes to the engine as is: serve.openai_fields builds the
+engine's body from an allow-list of OpenAI fields (engine extensions such as
+`n_predict` or `ignore_eos` are refused with a 400 naming them).
+
+    build_app(state)               this module: the ASGI app over a running engine
+    serve.runner.run_endpoint      foreground: engine + catalog + uvicorn (`linernotes serve`)
+    serve.launch.start_endpoint    the same in a subprocess -> EndpointHandle (re-exported here)
+    serve.launch.client_examples   a curl command and an openai-python snippet (re-exported here)
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-import shlex
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -39,9 +39,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from serve import metrics as metrics_mod
-from serve.limits import (Admission, BodyTooLarge, Overloaded, apply_token_cap, bearer_token,
-                          key_matches, read_limited_body)
-from serve.settings import ENV_API_KEYS, ServeSettings, default_served_name
+from serve.launch import EndpointHandle, client_examples, start_endpoint  # noqa: F401 - re-exported
+from serve.limits import Admission, BodyTooLarge, Overloaded, bearer_token, key_matches, read_limited_body
+from serve.openai_fields import DROPPED_HEADER, FieldError, engine_body
+from serve.settings import ServeSettings
 
 ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/explain", "/health",
           "/metrics")
@@ -158,16 +159,15 @@ def check_model(body: dict[str, Any], settings: ServeSettings) -> None:
                                   f"{settings.served_name!r} (GET /v1/models)", code="model_not_found"))
 
 
-def prepare_generation(body: dict[str, Any], settings: ServeSettings) -> int:
+def prepare_generation(body: dict[str, Any], settings: ServeSettings,
+                       route: str) -> tuple[dict[str, Any], int, list[str]]:
+    """(the engine's body, built from the allow-list; token limit; dropped field names)."""
     check_model(body, settings)
-    n = body.get("n", 1)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > settings.max_n:
-        raise _Refusal(error(400, f"n must be between 1 and {settings.max_n}"))
     try:
-        limit, _ = apply_token_cap(body, settings.max_tokens_cap, settings.default_max_tokens)
-    except ValueError as exc:
+        return engine_body(body, route, cap=settings.max_tokens_cap,
+                           default_max_tokens=settings.default_max_tokens, max_n=settings.max_n)
+    except FieldError as exc:
         raise _Refusal(error(400, str(exc))) from None
-    return limit
 
 
 async def admit(state: EndpointState, deadline: float):
@@ -316,19 +316,21 @@ class ProxyStream(Response):
 # --------------------------------------------------------------------------- routes
 
 
-async def proxy_generation(request: Request, path: str) -> Response:
+async def proxy_generation(request: Request, path: str, route: str) -> Response:
     state = _state(request)
     settings = state.settings
     deadline = time.monotonic() + settings.request_timeout_s
     try:
-        body = await read_json(request, settings.max_body_bytes)
-        limit = prepare_generation(body, settings)
+        client_body = await read_json(request, settings.max_body_bytes)
+        body, limit, dropped = prepare_generation(client_body, settings, route)
         stream = bool(body.get("stream"))
         ticket = await admit(state, deadline)
     except _Refusal as refusal:
         return refusal.response
     t_admitted = time.monotonic()
     headers = {MAX_TOKENS_HEADER: str(limit)}
+    if dropped:
+        headers[DROPPED_HEADER] = ",".join(dropped)
     upstream_req = state.upstream.build_request("POST", path, json=body)
     handed_over = False
     try:
@@ -373,11 +375,11 @@ async def proxy_generation(request: Request, path: str) -> Response:
 
 
 async def chat_completions(request: Request) -> Response:
-    return await proxy_generation(request, "/v1/chat/completions")
+    return await proxy_generation(request, "/v1/chat/completions", "chat")
 
 
 async def completions(request: Request) -> Response:
-    return await proxy_generation(request, "/v1/completions")
+    return await proxy_generation(request, "/v1/completions", "completions")
 
 
 async def models(request: Request) -> Response:
@@ -513,194 +515,3 @@ def build_app(state: EndpointState):
     ], lifespan=lifespan)
     app.state.endpoint = state
     return Guard(app, state)
-
-
-# --------------------------------------------------------------------------- run
-
-
-def _log(msg: str) -> None:
-    print(f"[serve] {msg}", flush=True)
-
-
-def run_endpoint(settings: ServeSettings, *, engine_start_timeout_s: float = 300.0) -> int:
-    """Foreground: start the engine, load the catalog meanwhile, serve until SIGINT/SIGTERM."""
-    import uvicorn
-
-    from serve.engine import build_engine
-    from serve.explain import CatalogView, Explainer
-
-    engine = build_engine(settings)
-    _log(f"engine {engine.kind}: {engine.model_path} ({settings.slots} slots, "
-         f"{settings.engine_threads} thread(s)); starting")
-    catalog_box: dict[str, Any] = {}
-
-    def load_catalog():
-        try:
-            catalog_box["view"] = CatalogView.load(settings.catalog_dir)
-        except Exception as exc:  # reported below; explain then takes inline objects only
-            catalog_box["error"] = exc
-
-    loader = None
-    if settings.catalog_dir is not None:
-        loader = threading.Thread(target=load_catalog, daemon=True)
-        loader.start()
-    t0 = time.monotonic()
-    try:
-        engine.start(timeout_s=engine_start_timeout_s)
-        _log(f"engine ready in {time.monotonic() - t0:.1f}s at {engine.base_url} (log {engine.process.log_path})")
-        if loader is not None:
-            loader.join()
-            if "error" in catalog_box:
-                raise SystemExit(f"catalog {settings.catalog_dir}: {catalog_box['error']}")
-            view = catalog_box["view"]
-            _log(f"catalog {view.folder}: {len(view.items):,} items, {len(view.listeners):,} listeners "
-                 f"(loaded in {view.load_s:.1f}s)")
-        state = EndpointState(settings=settings, engine_url=engine.base_url, engine_key=engine.api_key,
-                              engine_kind=engine.kind,
-                              explainer=Explainer(catalog_box.get("view")))
-        state.explainer.warm_up()
-        app = build_app(state)
-        _log(f"serving {settings.served_name!r} on http://{settings.host}:{settings.port}/v1 "
-             f"({len(settings.api_keys)} key(s); slots {settings.slots}, queue {settings.queue_size}, "
-             f"max_tokens cap {settings.max_tokens_cap}, timeout {settings.request_timeout_s:.0f}s)")
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                                access_log=False, timeout_graceful_shutdown=5, lifespan="on")
-        uvicorn.Server(config).run()
-    finally:
-        engine.stop()
-        _log("engine stopped")
-    return 0
-
-
-@dataclass
-class EndpointHandle:
-    """An endpoint running in a subprocess: `base_url` is what the openai client takes."""
-
-    process: Any  # linernotes.services.process.ServerProcess
-    api_keys: list[str]
-    served_name: str
-
-    @property
-    def root_url(self) -> str:
-        return self.process.base_url
-
-    @property
-    def base_url(self) -> str:
-        return self.process.base_url + "/v1"
-
-    @property
-    def api_key(self) -> str:
-        return self.api_keys[0]
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.proc.pid if self.process.proc else None
-
-    def stop(self) -> None:
-        # The endpoint's own orderly shutdown (uvicorn's 5 s drain, then the
-        # engine's stop) fits in this grace, so it is rarely SIGKILLed.
-        self.process.stop(grace_s=20.0)
-
-    def __enter__(self) -> "EndpointHandle":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-def start_endpoint(model_path: str | Path | None = None, port: int | None = None,
-                   api_keys: list[str] | None = None, *, catalog_dir: str | Path | None | bool = True,
-                   served_name: str | None = None, slots: int = 8, queue_size: int = 8,
-                   max_tokens_cap: int = 512, request_timeout_s: float = 120.0,
-                   engine: str = "auto", metrics_open: bool = False, host: str = "127.0.0.1",
-                   extra_args: list[str] | None = None, timeout_s: float = 300.0,
-                   detach: bool = False) -> EndpointHandle:
-    """Start `linernotes serve` in a subprocess and wait until /health is 200.
-
-    api_keys None: one random key (handle.api_key). catalog_dir True: the ingested
-    catalog if there is one; None/False: none. The keys reach the child through
-    its environment, never its command line. detach=True: the endpoint outlives
-    this process (the demo leaves it running); stop it with `handle.stop()` or
-    `kill -- -<pid>` (it runs in its own process group).
-    """
-    from linernotes import paths
-    from linernotes.services.process import ServerProcess, free_port
-
-    keys = list(api_keys) if api_keys else [secrets.token_urlsafe(24)]
-    port = port or free_port(host)
-    cmd = [sys.executable, "-m", "serve", "--host", host, "--port", str(port),
-           "--slots", str(slots), "--queue-size", str(queue_size),
-           "--max-tokens-cap", str(max_tokens_cap), "--timeout", str(request_timeout_s),
-           "--engine", engine]
-    if model_path is not None:
-        cmd.append(str(model_path))
-    if served_name:
-        cmd += ["--served-name", served_name]
-    if catalog_dir is True:
-        pass  # the CLI default: the ingested catalog when present
-    elif catalog_dir in (None, False):
-        cmd.append("--no-catalog")
-    else:
-        cmd += ["--catalog", str(catalog_dir)]
-    if metrics_open:
-        cmd.append("--metrics-open")
-    cmd += list(extra_args or [])
-    name = served_name or default_served_name(Path(model_path).resolve() if model_path else None)
-    proc = ServerProcess(name=f"linernotes endpoint ({name})", cmd=cmd, host=host, port=port,
-                         log_path=paths.sub("logs") / f"serve-{port}.log", health_path="/health",
-                         env={ENV_API_KEYS: ",".join(keys)}, cwd=paths.REPO_ROOT,
-                         die_with_parent=not detach)
-    proc.start(timeout_s=timeout_s)
-    return EndpointHandle(process=proc, api_keys=keys, served_name=name)
-
-
-def client_examples(base_url: str, api_key: str, model: str = "smollm2-135m-instruct",
-                    item_id: str | None = None, listener_id: str | None = None) -> str:
-    """A curl command (chat + explain) and an openai-python snippet for this endpoint."""
-    root = base_url.rstrip("/").removesuffix("/v1")
-    chat = json.dumps({"model": model, "max_tokens": 48,
-                       "messages": [{"role": "user", "content": "Suggest one rock album."}]})
-    lines = ["# chat completion (OpenAI-compatible)",
-             f"curl -s {root}/v1/chat/completions \\",
-             f"  -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\",
-             f"  -d {shlex.quote(chat)}", ""]
-    if item_id and listener_id:
-        explain_body = json.dumps({"item_id": item_id, "listener_id": listener_id})
-        lines += ["# liner note for a catalog item and listener, with the gates' verdict",
-                  f"curl -s {root}/v1/explain \\",
-                  f"  -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\",
-                  f"  -d {shlex.quote(explain_body)}", ""]
-    lines += ["# python (openai client)",
-              "from openai import OpenAI",
-              f"client = OpenAI(base_url={root + '/v1'!r}, api_key={api_key!r})",
-              "reply = client.chat.completions.create(",
-              f"    model={model!r}, max_tokens=48,",
-              "    messages=[{'role': 'user', 'content': 'Suggest one rock album.'}])",
-              "print(reply.choices[0].message.content)",
-              "for chunk in client.chat.completions.create(",
-              f"        model={model!r}, max_tokens=48, stream=True,",
-              "        messages=[{'role': 'user', 'content': 'Suggest one jazz record.'}]):",
-              "    print(chunk.choices[0].delta.content or '', end='', flush=True)"]
-    if item_id and listener_id:
-        lines += ["",
-                  "# the domain route (not part of the OpenAI API): plain HTTP",
-                  "import httpx",
-                  f"note = httpx.post({root + '/v1/explain'!r}, timeout=120,",
-                  f"                  headers={{'Authorization': 'Bearer {api_key}'}},",
-                  f"                  json={{'item_id': {item_id!r}, 'listener_id': {listener_id!r}}}).json()",
-                  "print(note['explanation'], note['passed'], note['gates']['grounding']['reasons'])"]
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m serve ...` (what `linernotes serve` and start_endpoint run)."""
-    import argparse
-
-    from linernotes import paths
-    from serve.cli import add_arguments, run_from_args
-
-    paths.use_offline_hub()
-    parser = argparse.ArgumentParser(prog="linernotes serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))

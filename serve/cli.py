@@ -4,6 +4,8 @@ MODEL is a .gguf file or a fine-tune export folder (model-Q4_0.gguf preferred,
 then model-Q8_0.gguf, then any *.gguf); none: the packaged SmolLM2 GGUF.
 Keys come from --api-key (repeatable) or $LINERNOTES_API_KEYS (comma-separated);
 with neither, a random key is generated and printed (the endpoint is never open).
+A fine-tune export is served only if its export gate passed for that file (the
+export folder's manifest.json / gate.json); --allow-ungated serves it anyway.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from serve.gate_check import ALLOW_FLAG, UngatedModel, require_gated
 from serve.settings import ENV_API_KEYS, ServeSettings, keys_from_env
 
 
@@ -48,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="no catalog: /v1/explain takes inline item/listener objects only")
     p.add_argument("--metrics-open", action="store_true",
                    help="serve /metrics without a key (default: key required)")
+    p.add_argument(ALLOW_FLAG, action="store_true", dest="allow_ungated",
+                   help="serve a fine-tune export even if its export gate failed or was skipped")
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
@@ -57,6 +62,10 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     model = Path(args.model).expanduser().resolve() if args.model else None
     if model is not None and args.engine != "vllm":
         choose_model_file(model)  # fail now, with what was looked for, not in the engine
+    verdict = require_gated(model, engine=args.engine, allow_ungated=args.allow_ungated)
+    if verdict is not None and not verdict.servable:  # allowed by the flag: say so loudly
+        print(f"serve: WARNING serving an ungated export ({ALLOW_FLAG}): {verdict.detail}",
+              file=sys.stderr, flush=True)
     if args.no_catalog:
         catalog = None
     elif args.catalog:
@@ -79,18 +88,29 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         max_tokens_cap=args.max_tokens_cap, request_timeout_s=args.request_timeout_s,
         engine_threads=args.engine_threads, ctx_per_slot=args.ctx_per_slot,
         engine_cache_ram_mib=args.engine_cache_ram_mib, catalog_dir=catalog,
-        metrics_open=args.metrics_open)
+        metrics_open=args.metrics_open, allow_ungated=args.allow_ungated)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (UngatedModel, ValueError, FileNotFoundError) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
-    from serve.app import run_endpoint
+    from serve.runner import run_endpoint  # uvicorn, starlette: only when serving
 
     return run_endpoint(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m serve ...` (what `linernotes serve` and start_endpoint run)."""
+    from linernotes import paths
+
+    paths.use_offline_hub()
+    parser = argparse.ArgumentParser(prog="linernotes serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
 
 
 def add_parser(sub) -> None:

@@ -7,6 +7,12 @@ constrained to `EXPLANATION_SCHEMA`, parsed with `linernotes.domain.parsing.pars
 and judged by `linernotes.domain.gates.run_gates` with the catalog's gate index (the same
 index the synth pipeline uses), so a caller sees why an answer would have been
 gated out of the training data.
+
+Inline `item` / `listener` objects are validated by the same pydantic records as the
+catalog (linernotes.records.Item, Listener, HistoryEntry): their bounds (title and
+country lengths, taste and history sizes, ...) and text cleaning apply, and a body
+outside them is a 400 naming the field (`listener.country: ...`). Top-level fields
+outside EXPLAIN_FIELDS are refused too, as on the OpenAI routes.
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from linernotes.records import Item, Listener
+
+EXPLAIN_FIELDS = frozenset({"model", "item", "item_id", "listener", "listener_id", "max_tokens",
+                            "temperature", "seed"})
+ITEM_TYPES = ("music", "book", "podcast")
+MAX_ERRORS_SHOWN = 5
 
 
 class ExplainError(Exception):
@@ -63,6 +74,12 @@ class Explainer:
 
     def resolve(self, body: dict[str, Any]) -> tuple[Item, Listener]:
         """Item and listener from ids (catalog) or inline objects; ExplainError otherwise."""
+        from serve.openai_fields import names
+
+        unknown = sorted(set(body) - EXPLAIN_FIELDS)
+        if unknown:
+            raise ExplainError(400, f"unsupported field(s) {names(unknown)}: /v1/explain accepts "
+                                    f"{', '.join(sorted(EXPLAIN_FIELDS))}")
         item = self._item(body)
         listener = self._listener(body)
         return item, listener
@@ -73,9 +90,12 @@ class Explainer:
                                     "object, or start it with a catalog (`linernotes setup`)")
 
     def _item(self, body: dict[str, Any]) -> Item:
-        return self._one(body, "item", Item, lambda raw: {
-            "source": "inline", "source_row": "request", "item_id": f"{raw.get('item_type', 'item')}:inline"},
-            lambda: self.catalog.items)
+        def defaults(raw):
+            # the id from a known type only: a bad item_type is reported as itself
+            kind = raw.get("item_type") if raw.get("item_type") in ITEM_TYPES else "item"
+            return {"source": "inline", "source_row": "request", "item_id": f"{kind}:inline"}
+
+        return self._one(body, "item", Item, defaults, lambda: self.catalog.items)
 
     def _listener(self, body: dict[str, Any]) -> Listener:
         return self._one(body, "listener", Listener, lambda raw: {"listener_id": "inline", "source": "inline"},
@@ -91,7 +111,7 @@ class Explainer:
             try:
                 return model.model_validate({**defaults(raw), **raw})
             except ValidationError as exc:
-                raise ExplainError(400, f"invalid {key}: {_first_error(exc)}") from None
+                raise ExplainError(400, f"invalid {key}: {_errors(exc, key)}") from None
         ident = body.get(f"{key}_id")
         if not isinstance(ident, str) or not ident:
             raise ExplainError(400, f"give {key}_id (a catalog id) or {key} (an object)")
@@ -141,7 +161,13 @@ class Explainer:
                 "gates": verdicts, "prompt_version": self.prompt_version}
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    return f"{where}: {err.get('msg')}" if where else str(err.get("msg"))
+def _errors(exc: ValidationError, key: str) -> str:
+    """'listener.country: String should have at most 64 characters; ...' (field paths and
+    messages only: never the offending value, which may be 200k characters)."""
+    parts = []
+    errors = exc.errors(include_input=False, include_url=False)
+    for err in errors[:MAX_ERRORS_SHOWN]:
+        where = ".".join([key, *(str(p) for p in err.get("loc", ()))])
+        parts.append(f"{where}: {err.get('msg')}")
+    more = len(errors) - MAX_ERRORS_SHOWN
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

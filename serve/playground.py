@@ -1,8 +1,10 @@
 """Helpers for the serve playground app (notebooks/05_serve.py): the app stays widgets only.
 
-    find_exports()          fine-tune export GGUFs under ./runs (label -> path)
+    find_exports()          fine-tune export GGUFs under the runs root (label with gate verdict -> path)
     pair_options()          item / listener choices of one type from the catalog
-    Endpoints               starts an endpoint per model once, reuses it, stops all at exit
+    Endpoints               starts an endpoint per model once, reuses it, stops all at exit;
+                            an export whose gate did not pass raises UngatedModel unless
+                            allow_ungated=True
     explain_via()           POST /v1/explain, errors as a dict instead of an exception
     comparison_rows()       base vs tuned answers as table rows
 """
@@ -17,20 +19,24 @@ from typing import Any
 import httpx
 
 from linernotes import paths
+from serve.gate_check import UngatedModel, gate_verdict, require_gated  # noqa: F401 - UngatedModel: the app
 from serve.settings import GGUF_PREFERENCE, choose_model_file
 
 BASE_LABEL = "base (packaged SmolLM2)"
 
 
 def find_exports(root: str | Path | None = None, limit: int = 50) -> dict[str, Path]:
-    """{label: gguf} for export folders under `root` (default ./runs) holding model-Q*_0.gguf."""
+    """{label: gguf} for export folders under `root` (default: the runs root) holding
+    model-Q*_0.gguf; the label says whether its export gate passed (read from the folder's
+    JSON, without hashing: the hash is checked when the endpoint starts)."""
     root = Path(root) if root else paths.runs_dir()
     folders = sorted({p.parent for name in GGUF_PREFERENCE for p in root.glob(f"**/{name}")},
                      key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
     out = {}
     for folder in folders:
         gguf = choose_model_file(folder)
-        out[f"{folder.relative_to(root)} ({gguf.name})"] = gguf
+        verdict = gate_verdict(gguf, verify_hash=False)
+        out[f"{folder.relative_to(root)} ({gguf.name}, {verdict.label()})"] = gguf
     return out
 
 
@@ -53,15 +59,19 @@ class Endpoints:
         self._lock = threading.Lock()
         self.handles: dict[str, Any] = {}
 
-    def get(self, model_path: Path | None, catalog_dir: Path | None, **kw):
-        from serve.app import start_endpoint
+    def get(self, model_path: Path | None, catalog_dir: Path | None, *, allow_ungated: bool = False,
+            **kw):
+        from serve.launch import start_endpoint
 
+        # before reuse too: a running endpoint is handed out only as allowed now
+        require_gated(model_path, engine=kw.get("engine", "auto"), allow_ungated=allow_ungated)
         key = f"{model_path}|{catalog_dir}"
         with self._lock:
             handle = self.handles.get(key)
             if handle is not None and handle.process.healthy():
                 return handle
-            handle = start_endpoint(model_path, catalog_dir=catalog_dir or None, **kw)
+            handle = start_endpoint(model_path, catalog_dir=catalog_dir or None,
+                                    allow_ungated=allow_ungated, **kw)
             self.handles[key] = handle
             return handle
 

@@ -38,7 +38,7 @@ class ServeSettings:
     default_max_tokens: int = 256  # when a request names none (llama.cpp would run to n_ctx)
     max_n: int = 1  # choices per request; more is a 400 (llama.cpp serves one anyway)
     request_timeout_s: float = 120.0  # queue wait + generation; 504 after
-    engine_threads: int = 1  # llama.cpp threads (1 on 2-core machines: stack notes)
+    engine_threads: int = 1  # llama.cpp threads (1 on 2-core machines: 2 collapsed ~10x under load)
     ctx_per_slot: int = 1536
     # llama.cpp keeps old prompts' KV in host RAM (8192 MiB by default): a long-running
     # endpoint caps it so its memory stays bounded.
@@ -46,6 +46,7 @@ class ServeSettings:
     catalog_dir: Path | None = None  # None: no catalog (explain takes inline item/listener only)
     metrics_open: bool = False  # True: /metrics without a key (for a local Prometheus scraper)
     explain_max_tokens: int = 128
+    allow_ungated: bool = False  # True: a fine-tune export served although its gate did not pass
 
     def __post_init__(self) -> None:
         if self.slots < 1:

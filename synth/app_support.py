@@ -12,13 +12,12 @@ or from `synth.pipeline`, so it can be tested without a browser or a model.
     gate_outcomes() / gate_chart()        pass/fail counts per gate and item type
 
 Pipelines run in a subprocess on purpose: distilabel's `Pipeline.run()` installs
-signal handlers, which fails in marimo's app threads (stack notes).
+signal handlers, which fails outside the main thread (marimo runs cells in threads).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import queue
 import subprocess
@@ -266,23 +265,9 @@ def _append_line(lines: list[str], line: str) -> None:
 
 
 def list_runs(runs: str | Path | None = None) -> list[RunDir]:
-    """Complete synth runs under `runs` (default ./runs), newest first."""
-    base = Path(runs) if runs else paths.runs_dir()
-    if not base.is_dir():
-        return []
-    found = []
-    for path in base.iterdir():
-        run = RunDir(path)
-        if not (path.is_dir() and run.is_complete() and run.manifest_path.exists()):
-            continue
-        try:
-            if run.manifest().get("stage") != "synth":
-                continue
-        except (OSError, json.JSONDecodeError):
-            continue
-        found.append(run)
-    return sorted(found, key=lambda r: ((r.path / "COMPLETE").stat().st_mtime, r.name),
-                  reverse=True)
+    """Complete synth runs (with a manifest) under `runs` (default: the runs root), newest first."""
+    return [r for r in RunDir.find_all("synth", require="manifest.json", runs_dir=runs)
+            if r.stage() == "synth"]
 
 
 def run_metrics(manifest: dict[str, Any]) -> dict[str, Any]:

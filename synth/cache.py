@@ -1,6 +1,10 @@
 """Durable cache of teacher calls, keyed by content hash.
 
-Key = sha256(backend, model, messages, sampling params, response schema).
+Key = sha256(backend, model, model identity, messages, sampling params,
+response schema). The model identity is what was actually served, not its
+name: a fingerprint of the model file (or folder) for local backends, the base
+URL + served name for a remote endpoint (see `model_identity`), so pointing the
+same served name at another GGUF never returns the first model's answers.
 Each completed call is committed on its own (SQLite, WAL), with token counts
 and latency, the moment it returns, so a run killed with SIGKILL loses at most
 the calls in flight; the rerun finds every completed call here and repeats
@@ -12,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +50,67 @@ CREATE INDEX IF NOT EXISTS events_run ON events(run_id);
 
 
 def call_key(backend: str, model: str, messages: Any, sampling: dict[str, Any],
-             schema: dict[str, Any] | None) -> str:
-    blob = json.dumps({"backend": backend, "model": model, "messages": messages,
-                       "sampling": sampling, "schema": schema},
+             schema: dict[str, Any] | None, *, identity: str) -> str:
+    """identity: `model_identity(...)` of the model that answers (required, so
+    no caller can key on the served name alone)."""
+    blob = json.dumps({"backend": backend, "model": model, "identity": identity,
+                       "messages": messages, "sampling": sampling, "schema": schema},
                       sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------- model identity
+
+FINGERPRINT_CHUNK = 1 << 20  # bytes hashed at each end of a model file
+_fingerprints: dict[tuple, str] = {}
+_fingerprints_lock = threading.Lock()
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """Cheap stable identity of a (large) file: sha256 over size, mtime_ns and
+    the first and last MiB. mtime_ns is in on purpose: two exports of the same
+    architecture can share size, header and tail; a rewrite changes mtime.
+    Memoised per path while size, mtime, ctime and inode stay (ctime: any
+    write moves it, even one that puts mtime back), so a run hashes each file once."""
+    p = Path(path).resolve()
+    st = p.stat()
+    memo = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    with _fingerprints_lock:
+        if memo in _fingerprints:
+            return _fingerprints[memo]
+    h = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:".encode())
+    with open(p, "rb") as fh:
+        h.update(fh.read(FINGERPRINT_CHUNK))
+        if st.st_size > FINGERPRINT_CHUNK:
+            fh.seek(max(st.st_size - FINGERPRINT_CHUNK, FINGERPRINT_CHUNK))
+            h.update(fh.read(FINGERPRINT_CHUNK))
+    digest = h.hexdigest()
+    with _fingerprints_lock:
+        _fingerprints[memo] = digest
+    return digest
+
+
+def path_fingerprint(path: str | os.PathLike) -> str:
+    """A file's fingerprint, or for a folder (HF model dir) one over every file in it."""
+    p = Path(path).resolve()
+    if p.is_file():
+        return file_fingerprint(p)
+    h = hashlib.sha256()
+    for f in sorted(q for q in p.rglob("*") if q.is_file()):
+        h.update(f"{f.relative_to(p).as_posix()}={file_fingerprint(f)}\n".encode())
+    return h.hexdigest()
+
+
+def model_identity(model_path: str | os.PathLike | None = None, *, base_url: str | None = None,
+                   model: str | None = None) -> str:
+    """What a cache key says about the model: 'file:<fingerprint>' for a local
+    file or folder; otherwise 'url:<base_url>|<model>' (remote endpoint; its
+    operator decides what the name serves) or 'name:<model>' (e.g. a hub id)."""
+    if model_path is not None and Path(model_path).exists():
+        return "file:" + path_fingerprint(model_path)
+    if base_url:
+        return f"url:{base_url.rstrip('/')}|{model or ''}"
+    return f"name:{model_path or model or ''}"
 
 
 @dataclass

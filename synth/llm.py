@@ -5,7 +5,9 @@
 schema via `response_format`. `InProcessVLLM` drives vLLM's offline engine on
 a GPU with vLLM's own structured outputs (distilabel's vLLM class uses
 per-request logits processors, which vLLM's V1 engine rejects). Both look the
-request up in the cache first and log every hit/miss with the run id.
+request up in the cache first and log every hit/miss with the run id. The
+cache key carries `model_identity` (the model file's fingerprint, or base URL
++ name for a remote endpoint: synth.cache.model_identity), not just the name.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from distilabel.models.llms.base import LLM, AsyncLLM
 from pydantic import PrivateAttr
 
-from synth.cache import CallCache, call_key
+from synth.cache import CallCache, call_key, model_identity
 
 if TYPE_CHECKING:
     from distilabel.typing import FormattedInput, GenerateOutput
@@ -44,6 +46,9 @@ class CachedOpenAILLM(AsyncLLM):
     # busy while stragglers finish, and the semaphore keeps the load bounded.
     max_in_flight: int = 8
     send_seed: bool = True  # False: the seed stays in the cache key but is not sent
+    # None: base URL + served name (a remote endpoint); backends that start a
+    # server over a local file pass that file's fingerprint.
+    model_identity: Optional[str] = None
 
     _client: Any = PrivateAttr(default=None)
     _cache: Optional[CallCache] = PrivateAttr(default=None)
@@ -56,6 +61,9 @@ class CachedOpenAILLM(AsyncLLM):
         self._client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key,
                                    timeout=self.timeout_s, max_retries=2)
         self._cache = CallCache(self.cache_path)
+
+    def _identity(self) -> str:
+        return self.model_identity or model_identity(base_url=self.base_url, model=self.model)
 
     @property
     def model_name(self) -> str:
@@ -72,7 +80,8 @@ class CachedOpenAILLM(AsyncLLM):
     ) -> "GenerateOutput":
         sampling = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                     "seed": seed}
-        key = call_key(self.backend, self.model, input, sampling, self.response_schema)
+        key = call_key(self.backend, self.model, input, sampling, self.response_schema,
+                       identity=self._identity())
         assert self._cache is not None
         hit = self._cache.get(key)
         if hit is not None:
@@ -126,6 +135,7 @@ class InProcessVLLM(LLM):
     max_model_len: int = 2048
     gpu_memory_utilization: float = 0.85
     dtype: str = "auto"
+    model_identity: Optional[str] = None  # None: fingerprint of `model` when it is a local path
 
     _llm: Any = PrivateAttr(default=None)
     _cache: Optional[CallCache] = PrivateAttr(default=None)
@@ -148,6 +158,9 @@ class InProcessVLLM(LLM):
     def model_name(self) -> str:
         return self.model
 
+    def _identity(self) -> str:
+        return self.model_identity or model_identity(self.model)  # memoised per file
+
     def generate(  # type: ignore[override]
         self,
         inputs: list["FormattedInput"],
@@ -162,8 +175,9 @@ class InProcessVLLM(LLM):
         sampling = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                     "seed": seed}
         assert self._cache is not None
-        keys = [call_key(self.backend, self.model, inp, sampling, self.response_schema)
-                for inp in inputs]
+        identity = self._identity()
+        keys = [call_key(self.backend, self.model, inp, sampling, self.response_schema,
+                         identity=identity) for inp in inputs]
         results: dict[int, "GenerateOutput"] = {}
         todo = []
         for i, key in enumerate(keys):

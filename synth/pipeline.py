@@ -114,6 +114,7 @@ class ParseExplanation(Step):
 
     backend: str
     model: str
+    model_identity: str  # the same identity the LLM keyed its calls on (synth.cache)
     cache_path: str
     run_id: str
     response_schema: dict[str, Any] | None = None
@@ -138,7 +139,7 @@ class ParseExplanation(Step):
 
         for row in inputs:
             key = call_key(self.backend, self.model, row["messages"], self.sampling_params,
-                           self.response_schema)
+                           self.response_schema, identity=self.model_identity)
             stored = self._cache.get(key)
             call = {"key": key, "cache": self._cache.first_event(key, self.run_id),
                     "sampling": self.sampling_params}
@@ -199,10 +200,12 @@ def build_pipeline(rows: list[dict[str, Any]], config: SynthConfig, endpoint: An
     gen_kwargs = {"max_new_tokens": config.max_new_tokens, "temperature": config.temperature,
                   "top_p": config.top_p, "seed": config.seed}
     if endpoint.base_url is None:
-        llm = InProcessVLLM(model=endpoint.model, cache_path=cache_path, run_id=attempt,
+        llm = InProcessVLLM(model=endpoint.model, model_identity=endpoint.identity,
+                            cache_path=cache_path, run_id=attempt,
                             response_schema=schema, generation_kwargs=gen_kwargs)
     else:
         llm = CachedOpenAILLM(backend=endpoint.backend, model=endpoint.model,
+                              model_identity=endpoint.identity,
                               base_url=endpoint.base_url, api_key=endpoint.api_key,
                               cache_path=cache_path, run_id=attempt, response_schema=schema,
                               max_in_flight=max(config.concurrency, 1), send_seed=endpoint.send_seed,
@@ -216,6 +219,7 @@ def build_pipeline(rows: list[dict[str, Any]], config: SynthConfig, endpoint: An
         generate = ChatGeneration(name="generate", llm=llm, input_batch_size=batch,
                                   add_raw_output=True, add_raw_input=False)
         parse = ParseExplanation(name="parse", backend=endpoint.backend, model=endpoint.model,
+                                 model_identity=endpoint.identity,
                                  cache_path=cache_path, run_id=attempt, response_schema=schema,
                                  sampling_params=sampling(config), input_batch_size=64)
         gate = ApplyGates(name="gates", catalog_dir=catalog_dir, input_batch_size=64)
@@ -236,7 +240,7 @@ def _records(rows: list[dict[str, Any]], endpoint: Any, config: SynthConfig) -> 
             backend=endpoint.backend, model=endpoint.model, sampling=sampling(config),
             raw_output=row.get("generation"), parsed=row["parsed"], parse_error=row["parse_error"],
             explanation=row["explanation"], facts_used=row["facts_used"] or [], gates=gates,
-            metadata=meta))
+            metadata=meta, task=config.task))
     return records
 
 
@@ -304,6 +308,10 @@ def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
     from synth import backends
     from synth.catalog.ingest import load_catalog
 
+    if config.task != "explain":
+        # A task needs its template, parser and gates first (ARCHITECTURE.md "How to add a task").
+        raise ValueError(f"config field 'task': {config.task!r} has no prompt template or gates yet; "
+                         "only 'explain' can be generated")
     run = RunDir.for_config(config, "synth")
     if run.is_complete() and not force:
         log.info("run %s is complete; skipping (use force to redo)", run.name)
@@ -353,6 +361,7 @@ def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
         "backend": {"name": endpoint.backend, "model": endpoint.model,
                     "base_url": endpoint.base_url, "structured_output": endpoint.structured,
                     "seed_sent": endpoint.send_seed,
+                    "model_identity": endpoint.identity,
                     **(endpoint.info or {})},
         "prompt_version": builder.template.version_id,
         "catalog_dir": catalog_dir,
@@ -368,7 +377,5 @@ def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
 
 
 def load_records(run: RunDir | str | Path) -> list[ExplanationRecord]:
-    import pyarrow.parquet as pq
-
     run = run if isinstance(run, RunDir) else RunDir(run)
-    return [ExplanationRecord.from_row(r) for r in pq.read_table(run.parquet_path).to_pylist()]
+    return [ExplanationRecord.from_row(r) for r in run.read_rows("generated").to_pylist()]

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from curation.dedupe import (DedupeIndex, dedupe, minhash_signatures, normalize_text, shingles,
-                             skeleton, template_collapse, _hashfunc_for_datasketch)
+                             _hashfunc_for_datasketch)
+from curation.diversity import skeleton, template_collapse
 from curation.embed import Embedder, backend_available
 from curation.pairs import evaluate_pairs, labelled_pairs, synthetic_corpus
 from linernotes.config import CurateConfig

@@ -67,9 +67,29 @@ def test_dpo_moves_sft_adapter_toward_chosen(sft_run, tmp_path):
     assert before.keys() == after.keys() and all("lora_" in k for k in after)
     assert any(not before[k].equal(after[k]) for k in before)
     assert not (run.path / "adapter" / "ref").exists()
+    assert m["backend"] == "peft"  # the backend that ran
     assert train_dpo(cfg, rows, sft_run=sft_run.path).path == run.path  # complete: returned as is
 
 
 def test_dpo_without_sft_adapter_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="sft_run"):
         train_dpo(DPOStageConfig(runs_dir=str(tmp_path)), _pairs(2), sft_run=tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_dpo_refuses_unsloth_instead_of_running_peft_under_its_name(monkeypatch, cuda):
+    """DPO has one path (PEFT + TRL): `backend: unsloth` once trained with PEFT and wrote
+    "unsloth" in the manifest. It is refused at config time, with or without a GPU."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    with pytest.raises(ValueError, match="config field 'backend'.*SFT only"):
+        DPOStageConfig(backend="unsloth")
+
+
+def test_dpo_cli_refuses_unsloth_naming_the_field(tmp_path, monkeypatch, capsys):
+    from linernotes.cli import main
+
+    monkeypatch.setenv("LINERNOTES_RUNS", str(tmp_path))
+    assert main(["dpo", "--backend", "unsloth", "--preference-data", str(tmp_path)]) == 2
+    assert "config field 'backend'" in capsys.readouterr().err

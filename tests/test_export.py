@@ -4,6 +4,9 @@ The real export is of the base SmolLM2 (no adapter; an export of a trained run o
 merge, which has its own test with a LoRA adapter): one session-scoped export (~2 min on 2
 cores) that every gate test reuses. The broken exports are copies of its Q8_0 file with one
 metadata key changed, gated on two prompts.
+
+Every test that fetches the llama-cpp-python sdist (pip, the registry), runs llama.cpp's
+converter or starts llama.cpp carries the `integration` mark; the rest run in `make test-fast`.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def _broken_copy(base_export: Path, tmp_path: Path, **kv) -> Path:
 
 # ---------------------------------------------------------------- the real export
 
+@pytest.mark.integration
 def test_export_layout_manifest_and_sizes(base_export):
     for name in ("merged/model.safetensors", "merged/tokenizer_config.json", "model-Q8_0.gguf", "model-Q4_0.gguf",
                  "gate.json", "manifest.json", "README.md", "COMPLETE"):
@@ -85,6 +89,7 @@ def test_export_layout_manifest_and_sizes(base_export):
     assert {"merge", "gguf_Q8_0", "gguf_Q4_0", "gate"} <= set(m["timings"])
 
 
+@pytest.mark.integration
 def test_q8_0_is_written_by_llama_cpp_converter_and_q4_0_by_python(base_export):
     from transformers import AutoTokenizer
 
@@ -103,6 +108,7 @@ def test_q8_0_is_written_by_llama_cpp_converter_and_q4_0_by_python(base_export):
     assert set(ex.gguf_tensor_types(base_export / "model-Q8_0.gguf").values()) == {"Q8_0", "F32"}
 
 
+@pytest.mark.integration
 def test_real_export_passes_gate_with_stated_thresholds(gate_doc):
     for qtype in ("Q8_0", "Q4_0"):
         r = gate_doc[qtype]
@@ -126,6 +132,7 @@ def test_real_export_passes_gate_with_stated_thresholds(gate_doc):
     assert gate_doc["Q8_0"]["agreement"] >= gate_doc["Q4_0"]["agreement"]
 
 
+@pytest.mark.integration
 def test_rerun_of_complete_export_is_skipped(base_export):
     before = (base_export / "model-Q8_0.gguf").stat().st_mtime_ns
     t0 = time.monotonic()
@@ -134,6 +141,7 @@ def test_rerun_of_complete_export_is_skipped(base_export):
     assert (base_export / "model-Q8_0.gguf").stat().st_mtime_ns == before
 
 
+@pytest.mark.integration
 def test_model_card_of_the_export(base_export):
     text = (base_export / "README.md").read_text()
     assert text.startswith("---\n")
@@ -148,6 +156,7 @@ def test_model_card_of_the_export(base_export):
 
 # ---------------------------------------------------------------- broken exports fail
 
+@pytest.mark.integration
 def test_wrong_chat_template_fails_gate(base_export, small_prompts, small_reference, tmp_path):
     broken = _broken_copy(base_export, tmp_path, **{"tokenizer.chat_template": LLAMA2_TEMPLATE})
     report_path = tmp_path / "gate.json"
@@ -161,6 +170,7 @@ def test_wrong_chat_template_fails_gate(base_export, small_prompts, small_refere
     assert "chat template" in str(err.value)
 
 
+@pytest.mark.integration
 def test_template_without_assistant_header_fails_gate(base_export, small_prompts, small_reference, tmp_path):
     broken = _broken_copy(base_export, tmp_path, **{"tokenizer.chat_template": NO_ASSISTANT_HEADER})
     report = ex.export_gate(broken, base_export / "merged", small_prompts, max_new_tokens=24,
@@ -170,6 +180,7 @@ def test_template_without_assistant_header_fails_gate(base_export, small_prompts
     assert any("role header" in p for r in report.prompts for p in r.problems)
 
 
+@pytest.mark.integration
 def test_wrong_end_of_generation_token_fails_gate(base_export, small_prompts, small_reference, tmp_path):
     from transformers import AutoTokenizer
 
@@ -181,6 +192,7 @@ def test_wrong_end_of_generation_token_fails_gate(base_export, small_prompts, sm
     assert any("no EOS of the HF model" in r for r in report.reasons)
 
 
+@pytest.mark.integration
 def test_unchanged_copy_passes_the_same_gate(base_export, small_prompts, small_reference, tmp_path):
     """Control for the broken-export tests: the copy machinery itself breaks nothing."""
     copy = _broken_copy(base_export, tmp_path)
@@ -190,6 +202,7 @@ def test_unchanged_copy_passes_the_same_gate(base_export, small_prompts, small_r
     assert report.passed and report.template_matches == len(small_prompts)
 
 
+@pytest.mark.integration
 def test_failed_gate_in_run_export_writes_report_and_no_complete(base_export, tmp_path):
     out = tmp_path / "export"
     out.mkdir()
@@ -278,6 +291,7 @@ def test_merge_adapter_equals_base_plus_adapter(lora_adapter, tmp_path):
     assert (got - plain).abs().max() > 0.1  # the adapter changed the model
 
 
+@pytest.mark.integration
 def test_adapter_as_gguf_lora(lora_adapter, tmp_path):
     from linernotes.hfmodel import smollm2_hf_dir
 
@@ -348,6 +362,7 @@ print("RESULT " + json.dumps(r["choices"][0]["message"]["content"]))
 """
 
 
+@pytest.mark.integration
 def test_adapter_gguf_loads_on_the_base_gguf(base_export, lora_adapter, tmp_path):
     """llama.cpp applies adapter.gguf on top of the exported base GGUF (and it changes the output)."""
     import subprocess
@@ -368,6 +383,7 @@ def test_adapter_gguf_loads_on_the_base_gguf(base_export, lora_adapter, tmp_path
     assert chat(str(adapter_gguf)) != chat("")
 
 
+@pytest.mark.integration
 def test_converter_takes_paths_relative_to_the_callers_directory(base_export, monkeypatch):
     """The converter runs in its own folder; a relative run path (`linernotes export --run
     runs/X`) must still name the caller's folders."""

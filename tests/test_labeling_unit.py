@@ -183,10 +183,159 @@ def sample_df(n: int = 6, pairs: int = 1) -> pd.DataFrame:
 
 def test_to_records_pairs_and_suggestions():
     recs = {r["id"]: r for r in lb.to_records(sample_df())}
-    assert recs["rec000"]["fields"]["other_explanation"] == "Song 0 by Ada, candidate 1."
     assert recs["rec001"]["metadata"]["has_pair"] == "yes" and recs["rec002"]["metadata"]["has_pair"] == "no"
-    assert "other_explanation" not in recs["rec002"]["fields"]
-    assert recs["rec000"]["suggestions"] == {"grounded": "wrong_entity", "tone_ok": "yes"}
+    # "wrong creator" is not the gate's wrong-entity wording: an unsupported claim
+    assert recs["rec000"]["suggestions"] == {"grounded": "unsupported_fact", "tone_ok": "yes"}
     assert recs["rec001"]["suggestions"] == {"grounded": "grounded", "tone_ok": "no"}
     assert "Song 2" in recs["rec002"]["fields"]["item_card"] and "FR" in recs["rec002"]["fields"]["listener"]
     assert recs["rec002"]["metadata"]["gates_passed"] == "yes" and recs["rec003"]["metadata"]["gates_passed"] == "no"
+
+
+def test_review_records_have_no_ranking_pairs_dataset_only_for_two_candidates():
+    df = sample_df(6, pairs=1)  # rec000/rec001: two candidates for item0; the rest have one
+    recs = {r["id"]: r for r in lb.to_records(df)}
+    assert all(set(r["fields"]) == {"item_card", "listener", "explanation"} for r in recs.values())
+    pairs = lb.to_pair_records(df)
+    assert [p["id"] for p in pairs] == [lb.pair_record_id("rec000", "rec001")]
+    p = pairs[0]
+    assert (p["fields"]["candidate_a"], p["fields"]["candidate_b"]) == (
+        "Song 0 by Ada, candidate 0.", "Song 0 by Ada, candidate 1.")
+    assert (p["metadata"]["record_a"], p["metadata"]["record_b"]) == ("rec000", "rec001")
+    assert lb.to_pair_records(sample_df(4, pairs=0)) == []  # no pair: no pairs dataset at all
+    assert lb.pairs_dataset_name("ds") == "ds-pairs"
+
+
+def test_pairs_dataset_answers_become_ranking_pairs():
+    # pull() turns a pairs-dataset answer into a row for candidate A: 'this' = A won
+    kw = dict(item="i9", listener="l9", other="b", other_expl="explanation b", rating=None, grounded=None,
+              tone=None)
+    rows = [_resp("a", "ann1"), _resp("b", "ann1"),
+            {**_resp("a", "ann1", pref="this", **kw), "dataset": "pairs"},
+            {**_resp("a", "ann2", pref="this", **kw), "dataset": "pairs"}]
+    for r in rows[:2]:
+        r["dataset"] = "review"
+    out = lb.resolve(pd.DataFrame(rows))
+    ranking = out["pairs"][out["pairs"].source == "ranking"]
+    assert list(zip(ranking.chosen_record_id, ranking.rejected_record_id)) == [("a", "b")]
+    res = out["resolved"].set_index("record_id")
+    assert res.at["a", "n_submitted"] == 1 and res.at["a", "rating"] == 5  # pair answers are not reviews
+
+
+def test_listener_and_item_cards_leave_missing_fields_out():
+    text = lb.listener_md({"listener_id": "L7", "country": "Brazil", "age_band": None, "taste": [],
+                           "history": [{"title": "So What", "creator": None, "genres": []}]})
+    assert "None" not in text and "age" not in text
+    assert "Brazil" in text and "So What" in text
+    assert "age 25-34" in lb.listener_md({"listener_id": "L1", "age_band": "25-34"})
+    assert lb.listener_md({"listener_id": "L2"}) == "**L2**"
+    card = lb.item_card_md({"title": "Song", "creator": None, "year": None, "genres": [None], "duration_s": 125})
+    assert "None" not in card and "nan" not in card and "2.1 min" in card
+
+
+def _row(text, grounding=True, reasons=(), style=True, safety=True, item=None):
+    item = item or {"item_id": "music:1", "title": "Master Of Puppets", "creator": "Metallica"}
+    return {"record_id": "r", "explanation": text, "item": json.dumps(item), "gate_grounding": grounding,
+            "gate_style": style, "gate_safety": safety,
+            "gate_reasons": json.dumps({"grounding": list(reasons)})}
+
+
+def test_gate_suggestions_are_honest():
+    # a note about this item, gate passed: grounded
+    assert lb.gate_suggestions(_row("Metallica's Master Of Puppets suits you.")) == {
+        "grounded": "grounded", "tone_ok": "yes"}
+    # a note about another item (a history title) passes the gate but is not about this item
+    off = lb.gate_suggestions(_row("Since you love Enter Sandman, more Enter Sandman awaits."))
+    assert "grounded" not in off
+    # gate verdicts by reason: another catalog item's name -> wrong entity; invented title -> unsupported
+    wrong = _row("Madonna's Master Of Puppets.", False,
+                 ['"Madonna" is a catalog creator but not of this item or the listener\'s history'])
+    assert lb.gate_suggestions(wrong)["grounded"] == "wrong_entity"
+    invented = _row("Master Of Puppets, from \"Midnight Velvet\".", False,
+                    ['"Midnight Velvet" (quoted title) not in catalog'])
+    assert lb.gate_suggestions(invented)["grounded"] == "unsupported_fact"  # "title" is no entity mismatch
+    # failed only on facts_used (not the sentence shown): no grounded suggestion
+    facts = _row("Master Of Puppets rocks.", False, ['facts_used entry "x" not found in item/listener facts'])
+    assert "grounded" not in lb.gate_suggestions(facts)
+    # a gate that did not run (NaN / None) suggests nothing; bool(nan) is True, which used to say "grounded"
+    nan = _row("Master Of Puppets rocks.", float("nan"), style=None)
+    assert lb.gate_suggestions(nan) == {}
+    assert lb.gate_suggestions(_row("Master Of Puppets rocks.", safety=False))["tone_ok"] == "no"
+    assert lb.gate_suggestions(_row(None)) == {}
+    rec = lb.to_records(pd.DataFrame([{**_row("Enter Sandman again.", float("nan")), "item_id": "music:1",
+                                       "listener": json.dumps({"listener_id": "L1"})}]))[0]
+    assert rec["metadata"]["gate_grounding"] == "not run" and rec["metadata"]["on_item"] == "no"
+
+
+# ------------------------------------------------------------------ provenance
+
+def test_label_source_follows_who_answered():
+    rows = [{**_resp("r1", "annotator"), "answered_by": "scripted"},
+            {**_resp("r1", "annotator2"), "answered_by": "scripted"},
+            {**_resp("r2", "annotator"), "answered_by": "scripted"},
+            {**_resp("r2", "argilla", role="owner", corrected="Owner fix."), "answered_by": "human"},
+            {**_resp("r3", "annotator"), "answered_by": "scripted"},
+            {**_resp("r3", "maria"), "answered_by": "human"}]
+    out = lb.resolve(pd.DataFrame(rows))
+    src = out["resolved"].set_index("record_id")["label_source"]
+    assert src.to_dict() == {"r1": "scripted", "r2": "human", "r3": "mixed"}  # the owner's answer wins
+    assert out["golden"].set_index("record_id").at["r2", "label_source"] == "human"
+    assert list(out["pairs"]["label_source"]) == ["human"]
+    assert lb.resolve(pd.DataFrame([_resp("r1", "a")]))["resolved"]["label_source"].tolist() == [None]
+
+
+def test_demo_ledger_marks_scripted_answers_and_manifest_counts(tmp_path, monkeypatch):
+    from curation import label_stage as ls
+
+    monkeypatch.setenv("LINERNOTES_HOME", str(tmp_path / "home"))
+    ls._write_ledger("ds1", {"annotator": {"review:r1", "pairs:r1__vs__r2"}, "annotator2": {"review:r1"}})
+    scripted = ls.load_scripted("ds1")
+    assert scripted["annotator"] == {"review:r1", "pairs:r1__vs__r2"}
+    assert ls.load_scripted("other") == {} and ls.load_scripted(None) == {}
+    responses = pd.DataFrame([
+        {**_resp("r1", "annotator"), "dataset": "review", "argilla_record": "r1"},
+        {**_resp("r1", "annotator2"), "dataset": "review", "argilla_record": "r1"},
+        {**_resp("r1", "annotator", pref="this", other="r2"), "dataset": "pairs", "argilla_record": "r1__vs__r2"},
+        {**_resp("r1", "argilla", role="owner"), "dataset": "review", "argilla_record": "r1"},
+        {**_resp("r2", "annotator", status="draft"), "dataset": "review", "argilla_record": "r2"},
+    ])
+    marked = ls.mark_provenance(responses, scripted)
+    assert list(marked["answered_by"]) == ["scripted", "scripted", "scripted", "human", "human"]
+    summary = ls.provenance_summary(marked)
+    assert summary["label_source"] == {"human": 1, "scripted": 3}  # the draft does not count
+    assert summary["annotators"] == {"human": ["argilla"], "scripted": ["annotator", "annotator2"]}
+    assert "not a person" in summary["scripted_by"]
+
+
+def test_pull_and_resolve_writes_provenance_into_the_manifest(tmp_path, monkeypatch):
+    from curation import label_stage as ls, labeling
+
+    rows = [{**_resp("r1", "annotator"), "dataset": "review", "argilla_record": "r1"},
+            {**_resp("r1", "annotator2"), "dataset": "review", "argilla_record": "r1"}]
+    monkeypatch.setattr(labeling, "pull", lambda name, client: pd.DataFrame(rows))  # stand-in for a server
+    run = ls.pull_and_resolve("ds", client=object(), runs_dir=tmp_path,
+                              scripted={"annotator": {"review:r1"}, "annotator2": {"review:r1"}})
+    m = run.manifest()
+    assert m["label_source"] == {"human": 0, "scripted": 2} and "scripted_by" in m
+    assert set(pd.read_parquet(run.path / "golden.parquet")["label_source"]) == {"scripted"}
+
+
+def test_demo_answers_use_suggestions_and_rank_only_pairs():
+    from curation import label_stage as ls
+
+    pair = ls._demo_answer(0, {"id": "a__vs__b", "fields": {"candidate_a": "x", "candidate_b": "y"}})
+    assert set(pair) == {"preference"} and {d["value"] for d in pair["preference"]} == {"a", "b"}
+    review = ls._demo_answer(0, {"id": "r1", "fields": {"explanation": "x"}, "suggestions": {}})
+    assert "preference" not in review and review["grounded"] != "grounded"  # no suggestion: cautious
+
+
+def test_owner_next_steps_point_at_pending_records():
+    from curation import label_stage as ls
+
+    lines = ls.owner_next_steps("http://127.0.0.1:1", "argilla", "ds", 12, 2,
+                                min_submitted=ls.DEMO_MIN_SUBMITTED)
+    text = "\n".join(lines)
+    assert "12 records wait for your review" in text and "ds-pairs" in text
+    assert "scripted demo labels (not human)" in text and "password" not in text.lower()
+    assert ls.DEMO_MIN_SUBMITTED > len(ls.DEMO_ANNOTATORS)
+    done = "\n".join(ls.owner_next_steps("u", "argilla", "ds", 12, min_submitted=2))
+    assert "task is completed" in done

@@ -137,6 +137,7 @@ def test_app_without_catalog_explains_itself(tmp_path, monkeypatch):
     assert "planned" not in defs  # the preview stopped instead of failing
 
 
+@pytest.mark.integration
 def test_marimo_run_serves_http(fixture_catalog, tmp_path):
     port = free_port()
     env = {**os.environ, "LINERNOTES_CATALOG_DIR": str(fixture_catalog),

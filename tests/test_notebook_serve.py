@@ -73,3 +73,49 @@ def test_button_serves_and_explains(fixture_catalog_dir, tmp_path, monkeypatch):
         assert list(defs["comparison"]["model"]) == [playground.BASE_LABEL]
     finally:
         playground.ENDPOINTS.stop_all()
+
+
+def test_button_refuses_an_ungated_export_and_says_why(fixture_catalog_dir, tmp_path, monkeypatch):
+    """The tuned export failed its gate: the app starts only the base model (stand-ins for
+    the endpoint and the call here) and the tuned row names the manifest's verdict."""
+    import json
+
+    from serve import launch, playground
+
+    runs = tmp_path / "runs"
+    export = runs / "finetune-bad" / "export"
+    export.mkdir(parents=True)
+    (export / "model-Q4_0.gguf").write_bytes(b"GGUF stand-in")
+    (export / "manifest.json").write_text(json.dumps({"stage": "export", "files": {}, "gate": {
+        "enabled": True, "passed": False,
+        "results": {"Q4_0": {"passed": False, "reasons": ["agreement 0.41 < 0.9"]}}}}))
+    started = []
+
+    def stand_in_endpoint(model_path, **kw):
+        started.append(model_path)
+        return SimpleNamespace(base_url="http://127.0.0.1:9/v1", api_key="stand-in-key",
+                               served_name="smollm2-135m-instruct",
+                               process=SimpleNamespace(healthy=lambda: True))
+
+    monkeypatch.setattr(launch, "start_endpoint", stand_in_endpoint)
+    monkeypatch.setattr(playground, "explain_via", lambda handle, *a, **kw: {
+        "explanation": "A stand-in note.", "passed": True, "latency_ms": 1.0, "gates": {}})
+    monkeypatch.setattr(playground, "ENDPOINTS", playground.Endpoints())
+    monkeypatch.setenv("LINERNOTES_CATALOG_DIR", str(fixture_catalog_dir))
+    monkeypatch.setenv("LINERNOTES_RUNS", str(runs))
+    from synth.catalog.ingest import load_catalog
+
+    # the pick cell's widgets, overridden together (marimo wants all of a cell's names)
+    items, listeners = playground.pair_options(load_catalog(fixture_catalog_dir), "music")
+    picks = {"item_options": items, "item_ui": SimpleNamespace(value=next(iter(items.values()))),
+             "listener_options": listeners,
+             "listener_ui": SimpleNamespace(value=next(iter(listeners.values()))),
+             "max_tokens_ui": SimpleNamespace(value=32),
+             "tuned_ui": SimpleNamespace(value=str(export / "model-Q4_0.gguf")),
+             "allow_ungated_ui": SimpleNamespace(value=False)}
+    _, defs = _load_app().run(defs={"start_button": SimpleNamespace(value=True), **picks})
+    assert started == [None]  # the base model only
+    error = defs["results"]["tuned"]["error"]
+    assert "refusing to serve" in error and str(export / "manifest.json") in error
+    assert "agreement 0.41" in error
+    assert "gate FAILED" in next(iter(defs["exports"]))

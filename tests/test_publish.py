@@ -8,6 +8,7 @@ import shutil
 import datasets
 import pandas as pd
 import pytest
+import yaml
 
 from curation import publish as pb
 from linernotes.records import ExplanationRecord, GateResult, HistoryEntry, Item, Listener
@@ -83,6 +84,8 @@ def labels(raw: pd.DataFrame) -> dict:
          "rejected": by.at["r4", "explanation"], "chosen_record_id": "r3", "rejected_record_id": "r4",
          "source": "ranking", "votes_for": 2, "votes_against": 0},
     ])
+    for col in ("votes_for", "votes_against"):  # as labeling.resolve writes them
+        pairs[col] = pairs[col].astype("Int64")
     resolved = pd.DataFrame({"record_id": ["r0", "r1", "r2", "r4"]})
     return {"golden": golden, "pairs": pairs, "resolved": resolved, "agreement": {}}
 
@@ -159,9 +162,7 @@ def test_publish_without_token_stays_local(run, tmp_path, monkeypatch):
     out = pb.publish(tmp_path / "pub", repo_id="someone/linernotes", raw=raw, lineage_runs=[run])
     assert out["pushed"] is False and "no token" in out["message"]
     assert (tmp_path / "pub" / "README.md").exists()
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    out = pb.publish(tmp_path / "pub", repo_id="someone/linernotes", token="hf_x", raw=raw)
-    assert out["pushed"] is False and "HF_HUB_OFFLINE" in out["message"]
+    # With a token the push happens even under HF_HUB_OFFLINE: tests/test_publish_hub.py.
 
 
 def test_refresh_golden_examples(run, tmp_path):
@@ -219,3 +220,51 @@ def test_publish_runs_from_run_directories(run, tmp_path, monkeypatch):
     assert pb.load_table(folder, "preferences").num_rows == 2
     card = (folder / "README.md").read_text()
     assert "label-test" in card and "synth-test" in card
+
+
+def _label_run(tmp_path, raw, label_source, name="label-test"):
+    lab = labels(raw)
+    run = RunDir(tmp_path / "runs" / name)
+    run.prepare()
+    for key in ("golden", "pairs", "resolved"):
+        lab[key].to_parquet(run.path / f"{key}.parquet", index=False)
+    run.write_manifest({"stage": "label", "run": name, "created": "2026-01-03T00:00:00+0000",
+                        **({"label_source": label_source} if label_source is not None else {})})
+    run.mark_complete()
+    return run
+
+
+@pytest.mark.parametrize("source, human", [({"human": 0, "scripted": 24}, False),
+                                           ({"human": 12, "scripted": 0}, True),
+                                           (None, False)])
+def test_card_says_who_labeled(run, tmp_path, monkeypatch, source, human):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    raw = pd.read_parquet(run.parquet_path)
+    folder = pb.publish_runs(run, None, _label_run(tmp_path, raw, source), tmp_path / "pub")
+    card = (folder / "README.md").read_text()
+    tags = pb.read_card_front_matter(folder)["tags"]
+    assert ("human-feedback" in tags) is human
+    assert ("expert" in card.lower()) is human
+    if source and source["scripted"]:
+        assert "scripted demo labels (not human)" in card and "scripted-demo-labels" in tags
+    if human:
+        assert "reviewed by experts" in card
+
+
+def test_model_card_follows_the_label_runs(tmp_path):
+    from finetune.card import model_card
+
+    ft = {"run": "finetune-1", "config": {"backend": "peft"}}
+
+    def card(source):
+        up = [{"source": "README.md", "runs": [{"run": "label-x", "stage": "label", "label_source": source}]}]
+        return model_card(tmp_path, ft, None, None, {"train_data": "pub", "upstream": up})
+
+    scripted = card({"human": 0, "scripted": 10})
+    front = yaml.safe_load(scripted.split("---")[1])
+    assert "human-feedback" not in front["tags"] and "expert" not in scripted.lower()
+    assert "scripted demo labels (not human)" in scripted
+    human = card({"human": 10, "scripted": 0})
+    assert "human-feedback" in yaml.safe_load(human.split("---")[1])["tags"] and "expert" in human.lower()
+    unknown = model_card(tmp_path, ft, None, None, {"train_data": "pub"})
+    assert "expert" not in unknown.lower()

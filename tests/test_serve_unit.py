@@ -498,3 +498,259 @@ def test_bare_serve_generates_and_prints_a_key(monkeypatch, capsys):
     assert settings.api_keys[0] in capsys.readouterr().err
     again = settings_from_args(build_parser().parse_args(["serve", "--no-catalog"]))
     assert again.api_keys != settings.api_keys  # random per run, never a fixed default
+
+
+# --------------------------------------------------------------------------- allow-listed engine body
+
+
+def test_engine_extensions_are_refused_and_never_reach_the_engine():
+    extensions = {"n_predict": 100000, "ignore_eos": True, "id_slot": 0,
+                  "samplers": ["top_k"], "cache_prompt": False, "grammar": "root ::= \"x\""}
+
+    async def scenario(client, state):
+        chat_resp = await client.post("/v1/chat/completions", headers=AUTH,
+                                      json=chat(max_tokens=10, **extensions))
+        completion = await client.post("/v1/completions", headers=AUTH,
+                                       json={"prompt": "Once", "max_tokens": 10, "n_predict": 100000})
+        return chat_resp, completion
+
+    engine = StandIn()
+    chat_resp, completion = run_app(engine, scenario, max_tokens_cap=64)
+    assert chat_resp.status_code == 400 and completion.status_code == 400
+    message = chat_resp.json()["error"]["message"]
+    for name in extensions:
+        assert name in message
+    assert "n_predict" in completion.json()["error"]["message"]
+    assert engine.requests == []  # the token cap cannot be bypassed through the engine's own fields
+
+
+def test_engine_gets_a_body_built_from_the_allow_list_with_the_cap():
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+
+    async def scenario(client, state):
+        ok = await client.post("/v1/chat/completions", headers=AUTH, json=chat(
+            max_completion_tokens=10 ** 6, temperature=0.3, top_p=0.9, stop=["\n\n"], seed=7, n=1,
+            presence_penalty=0.1, frequency_penalty=0.2, response_format=fmt, logprobs=False,
+            user="someone"))
+        completion = await client.post("/v1/completions", headers=AUTH,
+                                       json={"prompt": "Once", "max_tokens": 5, "stream": False})
+        return ok, completion
+
+    engine = StandIn()
+    ok, completion = run_app(engine, scenario, max_tokens_cap=64)
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-linernotes-max-tokens"] == "64"
+    assert ok.headers["x-linernotes-dropped-fields"] == "user"  # bookkeeping: dropped, and said so
+    sent, sent_completion = engine.requests
+    assert sent == {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}],
+                    "max_tokens": 64, "temperature": 0.3, "top_p": 0.9, "stop": ["\n\n"], "seed": 7,
+                    "n": 1, "presence_penalty": 0.1, "frequency_penalty": 0.2, "response_format": fmt,
+                    "logprobs": False}
+    assert sent_completion == {"model": "smollm2-135m-instruct", "prompt": "Once", "max_tokens": 5,
+                               "stream": False}
+
+
+def test_prompt_arrays_and_odd_messages_are_refused():
+    async def scenario(client, state):
+        bodies = [
+            ("/v1/completions", {"prompt": ["one", "two", "three"]}),
+            ("/v1/completions", {"prompt": [1, 2, 3]}),
+            ("/v1/completions", {}),
+            ("/v1/chat/completions", chat(messages=[{"role": "user", "content": "hi",
+                                                     "tool_calls": []}])),
+            ("/v1/chat/completions", chat(messages=[{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "http://x"}}]}])),
+            ("/v1/chat/completions", chat(messages=[{"role": "tool", "content": "x"}])),
+            ("/v1/chat/completions", chat(messages=[])),
+            ("/v1/chat/completions", chat(temperature=9)),
+            ("/v1/chat/completions", chat(stop=["a"] * 5)),
+            ("/v1/chat/completions", chat(stream="yes")),
+            ("/v1/chat/completions", chat(stream_options={"include_usage": True, "x": 1})),
+            ("/v1/chat/completions", chat(response_format={"type": "grammar"})),
+        ]
+        return [(await client.post(path, headers=AUTH, json=body)) for path, body in bodies]
+
+    engine = StandIn()
+    responses = run_app(engine, scenario)
+    assert [r.status_code for r in responses] == [400] * len(responses)
+    assert "single string" in responses[0].json()["error"]["message"]
+    assert "messages[0]: unsupported field(s) tool_calls" in responses[3].json()["error"]["message"]
+    assert engine.requests == []
+
+
+def test_text_parts_and_stream_options_pass():
+    from serve.openai_fields import engine_body
+
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}], "name": "ann"}],
+            "stream": True, "stream_options": {"include_usage": True}}
+    out, limit, dropped = engine_body(body, "chat", cap=64, default_max_tokens=32)
+    assert out["messages"] == body["messages"] and out["stream_options"] == {"include_usage": True}
+    assert (limit, dropped, out["max_tokens"]) == (32, [], 32)
+
+
+# --------------------------------------------------------------------------- export gate
+
+
+def _export(folder, *, enabled=True, passed=True, gate_json=None, types=("Q4_0",)):
+    """An export folder as finetune/export writes it (GGUF bytes are a stand-in)."""
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for qtype in types:
+        path = folder / f"model-{qtype}.gguf"
+        path.write_bytes(b"GGUF stand-in " + qtype.encode())
+        files[path.name] = {"type": qtype, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    results = {q: {"passed": passed, "agreement": 0.99 if passed else 0.5, "min_agreement": 0.9,
+                   "reasons": [] if passed else ["agreement 0.500 < 0.9"]} for q in types} if enabled else {}
+    (folder / "manifest.json").write_text(json.dumps({
+        "stage": "export", "files": files,
+        "gate": {"enabled": enabled, "passed": passed if enabled else None, "results": results}}))
+    if gate_json is not None:
+        (folder / "gate.json").write_text(json.dumps(gate_json))
+    return folder
+
+
+def test_gate_verdicts_from_the_export_folder(tmp_path):
+    from serve.gate_check import UngatedModel, gate_verdict, require_gated
+
+    good = _export(tmp_path / "good" / "export")
+    assert require_gated(good).passed is True
+    assert require_gated(None) is None  # the packaged model: no export gate
+    plain = tmp_path / "mine.gguf"
+    plain.write_bytes(b"GGUF")
+    assert require_gated(plain).is_export is False  # a model brought by the user
+
+    failed = _export(tmp_path / "failed" / "export", passed=False)
+    with pytest.raises(UngatedModel) as info:
+        require_gated(failed)
+    message = str(info.value)
+    assert str(failed / "manifest.json") in message and "FAILED" in message
+    assert "agreement 0.500" in message and "--allow-ungated" in message
+    assert require_gated(failed, allow_ungated=True).passed is False
+
+    # skipped gate; a gate.json left from an earlier export does not count
+    skipped = _export(tmp_path / "skipped" / "export", enabled=False,
+                      gate_json={"Q4_0": {"passed": True}})
+    with pytest.raises(UngatedModel, match="skipped"):
+        require_gated(skipped)
+
+    changed = _export(tmp_path / "changed" / "export")
+    (changed / "model-Q4_0.gguf").write_bytes(b"GGUF swapped in later")
+    with pytest.raises(UngatedModel, match="not the file the gate passed"):
+        require_gated(changed)
+
+    # per file: Q8_0 passed, Q4_0 has no result
+    mixed = _export(tmp_path / "mixed" / "export", types=("Q8_0",))
+    (mixed / "model-Q4_0.gguf").write_bytes(b"GGUF")
+    with pytest.raises(UngatedModel, match="no gate result for model-Q4_0.gguf"):
+        require_gated(mixed)  # the folder's preferred file is Q4_0
+    assert require_gated(mixed / "model-Q8_0.gguf").passed is True
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "model-Q4_0.gguf").write_bytes(b"GGUF")
+    with pytest.raises(UngatedModel, match="no export manifest.json or gate.json"):
+        require_gated(bare)
+    (bare / "gate.json").write_text(json.dumps({"Q4_0": {"passed": False, "reasons": ["eos"]}}))
+    assert gate_verdict(bare / "model-Q4_0.gguf").passed is False
+    (bare / "gate.json").write_text("{broken")
+    with pytest.raises(UngatedModel, match="unreadable"):
+        require_gated(bare)
+
+
+def test_cli_refuses_an_ungated_export_unless_allowed(tmp_path, capsys):
+    from linernotes.cli import build_parser
+    from serve.cli import run_from_args, settings_from_args
+
+    failed = _export(tmp_path / "run" / "export", passed=False)
+    argv = ["serve", str(failed), "--no-catalog", "--api-key", KEY]
+    assert run_from_args(build_parser().parse_args(argv)) == 2  # before any engine starts
+    err = capsys.readouterr().err
+    assert "refusing to serve" in err and str(failed / "manifest.json") in err
+    settings = settings_from_args(build_parser().parse_args(argv + ["--allow-ungated"]))
+    assert settings.allow_ungated and settings.model_path == failed.resolve()
+    assert "WARNING serving an ungated export" in capsys.readouterr().err
+
+
+def test_start_endpoint_checks_the_gate_before_starting(tmp_path, monkeypatch):
+    from linernotes.services import process
+    from serve.gate_check import UngatedModel
+    from serve.launch import start_endpoint
+
+    started = []
+
+    class StandInProcess:  # records the command instead of starting a server
+        def __init__(self, **kw):
+            self.cmd, self.base_url, self.proc = kw["cmd"], "http://127.0.0.1:1", None
+
+        def start(self, timeout_s):
+            started.append(self.cmd)
+
+    monkeypatch.setattr(process, "ServerProcess", StandInProcess)
+    failed = _export(tmp_path / "run" / "export", passed=False)
+    with pytest.raises(UngatedModel):
+        start_endpoint(failed, port=1)
+    assert started == []
+    start_endpoint(failed, port=1, allow_ungated=True)
+    assert "--allow-ungated" in started[0]
+    start_endpoint(_export(tmp_path / "ok" / "export"), port=1)
+    assert "--allow-ungated" not in started[1]
+
+
+def test_playground_refuses_ungated_exports_and_labels_them(tmp_path):
+    from serve import playground
+
+    _export(tmp_path / "finetune-bad" / "export", passed=False)
+    _export(tmp_path / "finetune-good" / "export")
+    labels = sorted(playground.find_exports(tmp_path))
+    assert labels == ["finetune-bad/export (model-Q4_0.gguf, gate FAILED)",
+                      "finetune-good/export (model-Q4_0.gguf, gate passed)"]
+    with pytest.raises(playground.UngatedModel):
+        playground.Endpoints().get(tmp_path / "finetune-bad" / "export" / "model-Q4_0.gguf", None)
+
+
+def test_python_m_serve_has_the_allow_ungated_flag():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "serve", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and "--allow-ungated" in proc.stdout
+
+
+# --------------------------------------------------------------------------- inline explain bounds
+
+
+def test_inline_explain_bodies_get_the_records_bounds():
+    item = {"item_type": "music", "title": "Enter Sandman", "creator": "Metallica"}
+    huge_country = "X" * 200_000
+    cases = {
+        "listener.country": {"item": item, "listener": {"country": huge_country}},
+        "listener.taste": {"item": item, "listener": {"taste": [f"genre {i}" for i in range(5000)]}},
+        "listener.history": {"item": item, "listener": {"history": [
+            {"item_id": f"music:{i}", "title": f"Song {i}"} for i in range(500)]}},
+        "listener.history.0.title": {"item": item, "listener": {"history": [
+            {"item_id": "music:1", "title": "T" * 5000}]}},
+        "item.title": {"item": {**item, "title": "T" * 10_000}, "listener": {}},
+        "item.item_type": {"item": {**item, "item_type": "film"}, "listener": {}},
+    }
+
+    async def scenario(client, state):
+        out = {}
+        for field_name, body in cases.items():
+            out[field_name] = await client.post("/v1/explain", headers=AUTH, json=body)
+        out["unknown"] = await client.post("/v1/explain", headers=AUTH,
+                                           json={"item": item, "listener": {}, "n_predict": 9})
+        return out
+
+    engine = StandIn()
+    responses = run_app(engine, scenario)
+    for field_name, resp in responses.items():
+        assert resp.status_code == 400, (field_name, resp.text[:200])
+        message = resp.json()["error"]["message"]
+        assert len(message) < 2000  # the offending value is never echoed back
+        if field_name != "unknown":
+            assert message.startswith(f"invalid {field_name.split('.')[0]}: {field_name}:"), message
+    assert "n_predict" in responses["unknown"].json()["error"]["message"]
+    assert engine.requests == []

@@ -1,8 +1,11 @@
 """Versioned prompt template + editors' golden few-shot examples -> chat messages.
 
 Catalog text is data, never instructions: every catalog or listener value is
-placed inside one JSON block (so quotes, newlines and braces are escaped) and
-any text that imitates the block's delimiters is neutralised. The instruction
+placed inside one JSON block (so quotes, newlines and braces are escaped), any
+text that imitates the block's delimiters is neutralised, and chat-template
+control tokens (`<|im_start|>`, `<|endoftext|>`, `<tool_call>`, ...) are broken
+with a visible space (`linernotes.records.clean_field_text`, the same rule the
+record types apply) so the tokenizer never sees a special token inside the data. The instruction
 parts of the request (system message, the user text around the block, the
 few-shot turns) depend only on the template, the item type and the examples,
 never on catalog content; tests/test_prompts.py checks exactly that.
@@ -19,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from linernotes.records import Item, Listener
+from linernotes.records import Item, Listener, clean_field_text
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 DEFAULT_TEMPLATE = TEMPLATES_DIR / "explain_v1.yaml"
@@ -95,9 +98,11 @@ def load_golden(path: str | Path | None = None) -> list[GoldenExample]:
 
 
 def _clean(value: Any) -> Any:
-    """Neutralise delimiter look-alikes inside catalog values (recursively)."""
+    """Neutralise delimiter look-alikes and control tokens inside catalog values
+    (recursively). Records are already cleaned; this also covers dict-shaped
+    values (golden examples, inline facts) that never went through a record."""
     if isinstance(value, str):
-        return _DELIMITER.sub("catalog-data", value)
+        return _DELIMITER.sub("catalog-data", clean_field_text(value))
     if isinstance(value, list):
         return [_clean(v) for v in value]
     if isinstance(value, dict):

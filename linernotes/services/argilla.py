@@ -25,6 +25,13 @@ Local stack (no Docker, no Elasticsearch on this machine):
 * A state file (`paths.home()/"argilla"/"stack.json"`: pids, ports, URL,
   keys) lets `status()` and `down()` work from another process.
 
+Secrets: keys and passwords never go on a command line (the user setup reaches
+the launcher on stdin) nor into logs (masked, also in what argilla-server
+echoes); `credentials.json` and `stack.json` are created 0600 atomically
+(`linernotes.services.credentials.write_private`). `status()` is the raw state
+for code; `status_report()` (what `linernotes services status argilla` prints)
+masks keys and passwords unless asked (`--show-secrets`).
+
 What the local engine cannot do: kNN / vector similarity search ("find
 similar records" in the UI), and the search is osmem's (fine for filters,
 sorting, simple text queries; not Elasticsearch's scoring).
@@ -43,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from linernotes import paths
+from linernotes.services.credentials import mask, mask_secrets, read_private, write_private
 from linernotes.services.process import ServerProcess, free_port, stop_group
 from linernotes.services.venv import prepare_venv, run_streaming
 
@@ -239,15 +247,35 @@ def client(api_url: str | None = None, api_key: str | None = None):
 
 def _credentials() -> dict:
     """API keys/passwords, generated once and kept next to the SQLite database (users persist there)."""
-    path = data_dir() / "credentials.json"
+    path = credentials_path()
     if path.exists():
-        return json.loads(path.read_text())
+        return json.loads(read_private(path))
     users = {OWNER: "owner", **{a: "annotator" for a in ANNOTATORS}}
     creds = {u: {"role": role, "api_key": f"{u}.{secrets.token_urlsafe(24)}",
                  "password": secrets.token_urlsafe(12)} for u, role in users.items()}
-    path.write_text(json.dumps(creds, indent=1))
-    path.chmod(0o600)
+    write_private(path, json.dumps(creds, indent=1))
     return creds
+
+
+def credentials_path() -> Path:
+    return data_dir() / "credentials.json"
+
+
+def setup_batch(creds: dict, workspace: str) -> list[list[str]]:
+    """argilla-server CLI commands that prepare the database (they hold the
+    passwords and keys: send them on stdin, `setup_argv` carries none)."""
+    setup = [["database", "migrate"]]
+    for user, c in creds.items():
+        setup.append(["database", "users", "create", "--first-name", user, "--username", user,
+                      "--password", c["password"], "--role", c["role"], "--api-key", c["api_key"],
+                      "--workspace", workspace])
+    setup.append(["search-engine", "reindex"])  # osmem is in memory: rebuild from SQLite
+    return setup
+
+
+def setup_argv(py: str) -> list[str]:
+    """The setup process's command line: the batch itself comes on stdin."""
+    return [py, str(LAUNCHER), "--batch", "-"]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -294,8 +322,8 @@ def up(port: int | None = None, *, detach: bool = False, timeout_s: float = 300.
     processes to this Python process (they get SIGTERM when it dies);
     `detach=True` (the CLI's `up`) leaves them running until `down()`.
     Users: owner `argilla`, annotators `annotator`/`annotator2`, all in
-    `workspace`; keys and passwords are printed and kept in
-    `paths.home()/"argilla"/"credentials.json"`.
+    `workspace`; keys and passwords are kept in `paths.home()/"argilla"/"credentials.json"`
+    (0600; printed masked; `linernotes services status argilla --show-secrets` shows them).
     """
     with _lock("argilla-stack"):
         st = status()
@@ -339,15 +367,10 @@ def up(port: int | None = None, *, detach: bool = False, timeout_s: float = 300.
                 cmd=[str(osmem_binary()), "--addr", f"{HOST}:{ports['osmem']}", "--no-stdin-watch"],
                 health_path="/", die_with_parent=not detach).start(timeout_s=30)
             _log(f"osmem-server on {ports['osmem']} (pid {procs['osmem'].proc.pid})")
-            setup = [["database", "migrate"]]
-            for user, c in creds.items():
-                setup.append(["database", "users", "create", "--first-name", user, "--username", user,
-                              "--password", c["password"], "--role", c["role"], "--api-key", c["api_key"],
-                              "--workspace", workspace])
-            setup.append(["search-engine", "reindex"])  # osmem is in memory: rebuild from SQLite
+            setup = setup_batch(creds, workspace)
             _log("database migrate, users, search-engine reindex")
             with open(logs / "argilla-setup.log", "ab") as log:
-                r = subprocess.run([py, str(LAUNCHER), "--batch", json.dumps(setup)], stdout=log,
+                r = subprocess.run(setup_argv(py), input=json.dumps(setup).encode(), stdout=log,
                                    stderr=subprocess.STDOUT, env={**os.environ, **env}, timeout=timeout_s)
             if r.returncode != 0:
                 raise RuntimeError("argilla setup failed; see " + str(logs / "argilla-setup.log") + ":\n"
@@ -374,13 +397,19 @@ def up(port: int | None = None, *, detach: bool = False, timeout_s: float = 300.
             pids={n: p.proc.pid for n, p in procs.items()}, ports=ports,
             started_at=time.time(), start_s=round(time.monotonic() - t0, 1), detached=detach,
             processes=procs)
-        state_path().write_text(json.dumps(stack.to_json(), indent=1))
-        state_path().chmod(0o600)
-        _log(f"ready in {stack.start_s:.0f}s: {stack.api_url}  (UI login: {OWNER} / {creds[OWNER]['password']})")
-        _log(f"owner API key: {stack.owner_api_key}")
-        for a, k in stack.annotator_api_keys.items():
-            _log(f"{a} API key: {k}  password: {creds[a]['password']}")
+        write_private(state_path(), json.dumps(stack.to_json(), indent=1))
+        _log_ready(stack, creds)
         return stack
+
+
+def _log_ready(stack: ArgillaStack, creds: dict) -> None:
+    """Where the stack is and where its secrets are; keys and passwords masked (logs are read by many)."""
+    _log(f"ready in {stack.start_s:.0f}s: {stack.api_url}  (UI login: {OWNER} / "
+         f"{mask(creds[OWNER]['password'])})")
+    _log(f"users {OWNER}, {', '.join(ANNOTATORS)}: keys {mask(stack.owner_api_key)}, "
+         + ", ".join(mask(k) for k in stack.annotator_api_keys.values()))
+    _log(f"passwords and keys: {credentials_path()} (0600), or "
+         "`linernotes services status argilla --show-secrets`")
 
 
 def _stack_from_state(st: dict) -> ArgillaStack:
@@ -398,7 +427,7 @@ def status() -> dict:
     path = state_path()
     if not path.exists():
         return {"running": False}
-    st = json.loads(path.read_text())
+    st = json.loads(read_private(path))
     alive = {n: _pid_alive(pid) for n, pid in st.get("pids", {}).items()}
     st["alive"] = alive
     st["rss_mb"] = {n: round(rss_mb(pid), 1) for n, pid in st.get("pids", {}).items() if alive[n]}
@@ -411,6 +440,12 @@ def status() -> dict:
             healthy = False
     st["running"] = healthy
     return st
+
+
+def status_report(show_secrets: bool = False) -> dict:
+    """status() for people: API keys and passwords masked unless show_secrets."""
+    st = status()
+    return st if show_secrets else mask_secrets(st)
 
 
 def _stop_pids(pids: dict[str, int]) -> None:
@@ -447,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("up", help="start the local stack in the background (until `down`)")
     p.add_argument("--port", type=int)
     sub.add_parser("down")
-    sub.add_parser("status")
+    p = sub.add_parser("status")
+    p.add_argument("--show-secrets", action="store_true", help="print keys and passwords unmasked")
     args = ap.parse_args(argv)
     if args.cmd == "install":
         install(force=args.force)
@@ -456,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "down":
         down()
     else:
-        print(json.dumps(status(), indent=1))
+        print(json.dumps(status_report(show_secrets=args.show_secrets), indent=1))
     return 0
 
 

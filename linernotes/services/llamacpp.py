@@ -32,7 +32,7 @@ def server(model_path: str | Path | None = None, port: int | None = None, *,
     """A (not yet started) llama.cpp server over a GGUF; default: packaged SmolLM2.
 
     n_threads defaults to 1: on these 2-core machines llama.cpp with 2 threads
-    collapsed ~10x under load (stack notes), and the client needs the other core.
+    collapsed ~10x under load (measured), and the client needs the other core.
     """
     if model_path is None:
         from linernotes.assets import smollm2_gguf

@@ -46,9 +46,7 @@ SERVER_ENV = {
     "VLLM_CPU_KVCACHE_SPACE": "2",
     "VLLM_NO_USAGE_STATS": "1",
     "DO_NOT_TRACK": "1",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
+    **{var: "1" for var in paths.HUB_OFFLINE_VARS},
     "TOKENIZERS_PARALLELISM": "false",
 }
 

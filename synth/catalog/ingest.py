@@ -3,8 +3,8 @@
 
     items.parquet      one row per Item (genres as list<string>)
     listeners.parquet  one row per Listener (history as a JSON string)
-    quarantine.jsonl   one bad source row per line: source, source_row, field, error, raw
-    report.json        per-source counts, timings, notes, input hash
+    quarantine.jsonl   one bad source row per line: source, source_row, field, rule, error, raw
+    report.json        per-source counts (cleaned / quarantined per bad-row rule), timings, notes, input hash
 
 into `out_dir` (default `paths.catalog_dir()`). Re-running with the same inputs
 (file names + sizes), sources and options reuses the existing output unless
@@ -34,7 +34,7 @@ from synth.catalog.common import (
     write_listeners,
 )
 
-INGEST_VERSION = 1  # bump when reader logic changes, so cached output is rebuilt
+INGEST_VERSION = 2  # bump when reader logic changes, so cached output is rebuilt
 
 READERS: dict[str, Callable[[Path], SourceResult]] = {
     "music": chinook.read, "book": books.read, "podcast": podcasts.read,
@@ -55,6 +55,8 @@ class SourceCounts:
     quarantined: int = 0     # bad rows (any file of the source) sent to quarantine.jsonl
     skipped: int = 0         # rows left out on purpose (see skipped_by_reason)
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    cleaned_by_rule: dict[str, int] = field(default_factory=dict)      # values repaired (rows flow on)
+    quarantined_by_rule: dict[str, int] = field(default_factory=dict)  # see synth.catalog.common
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -108,17 +110,27 @@ class IngestReport:
             add("total", self.totals, style="bold")
         return table
 
+    def _lines(self) -> list[str]:
+        out = []
+        for name, c in self.sources.items():
+            for reason, n in c.skipped_by_reason.items():
+                out.append(f"  {name}: skipped {n:,} - {reason}")
+            for rule, n in c.cleaned_by_rule.items():
+                out.append(f"  {name}: cleaned {n:,} values - {rule}")
+            for rule, n in c.quarantined_by_rule.items():
+                out.append(f"  {name}: quarantined {n:,} rows - {rule}")
+            for note in c.notes:
+                out.append(f"  {name}: {note}")
+        return out
+
     def __str__(self) -> str:
         from rich.console import Console
 
         buf = io.StringIO()
         console = Console(file=buf, width=100, force_terminal=False, color_system=None)
         console.print(self.table())
-        for name, c in self.sources.items():
-            for reason, n in c.skipped_by_reason.items():
-                console.print(f"  {name}: skipped {n:,} - {reason}")
-            for note in c.notes:
-                console.print(f"  {name}: {note}")
+        for line in self._lines():
+            console.print(line)
         return buf.getvalue().rstrip("\n")
 
     def print(self) -> None:
@@ -126,11 +138,8 @@ class IngestReport:
 
         console = Console()
         console.print(self.table())
-        for name, c in self.sources.items():
-            for reason, n in c.skipped_by_reason.items():
-                console.print(f"  {name}: skipped {n:,} - {reason}")
-            for note in c.notes:
-                console.print(f"  {name}: {note}")
+        for line in self._lines():
+            console.print(line)
 
 
 # --------------------------------------------------------------------------- ingest
@@ -171,6 +180,13 @@ def _trim(res: SourceResult, max_items: int) -> None:
         if history:
             listeners.append(ls.model_copy(update={"history": history}))
     res.listeners = listeners
+
+
+def _by_rule(rows) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for q in rows:
+        out[q.rule] = out.get(q.rule, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -223,7 +239,8 @@ def ingest(sources: Iterable[str] = SOURCE_TYPES, out_dir: str | Path | None = N
         counts[s] = SourceCounts(
             read=res.read, items=len(res.items), listeners=len(res.listeners),
             quarantined=len(res.quarantine), skipped=sum(res.skipped.values()),
-            skipped_by_reason=dict(res.skipped), seconds=round(time.perf_counter() - t0, 2),
+            skipped_by_reason=dict(res.skipped), cleaned_by_rule=dict(sorted(res.cleaned.items())),
+            quarantined_by_rule=_by_rule(res.quarantine), seconds=round(time.perf_counter() - t0, 2),
             notes=list(res.notes),
         )
 

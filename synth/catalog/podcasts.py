@@ -11,7 +11,9 @@ Listener per rating user ("podcast-user:<user_id>"): history = rated shows,
 best rating first (ties: popularity, id; max 10), taste = top 3 categories of
 the shows they rated 4-5 (of all their shows if none).
 
-The ratings file repeats many (user, show) pairs verbatim; repeats are dropped
+Two title rows with one podcast_id collapse when the titles agree and are both
+quarantined when they differ; text goes through the rules in
+`synth.catalog.common`. The ratings file repeats many (user, show) pairs verbatim; repeats are dropped
 (the last rating counts) and reported in the notes.
 """
 
@@ -22,9 +24,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from linernotes import assets
-from linernotes.records import Listener
+from synth.catalog import rules
 from synth.catalog.common import (
-    QuarantineRow, RowError, SourceResult, blank, build_item, clean_text, clean_title, find_file,
+    QuarantineRow, RowError, SourceResult, blank, build_item, build_listener, find_file,
     history_entry, parse_int, quarantine_row, too_high, too_low, top_counts, where,
 )
 
@@ -62,7 +64,13 @@ def read(root: Path) -> SourceResult:
     # categories per show, in file order
     cats: dict[str, list[str]] = defaultdict(list)
     for line, r in _rows(find_file(root, CATEGORIES), res, ("podcast_id", "category")):
-        pid, cat = (r["podcast_id"] or "").strip(), clean_text(r["category"])
+        pid = (r["podcast_id"] or "").strip()
+        cat, problem = rules.screen(r["category"], "genres", res)
+        if problem:
+            res.quarantine.append(quarantine_row(
+                f"{SOURCE}/{CATEGORIES}", where(CATEGORIES, line, f"podcast_id {pid}"), [problem[:2]], r,
+                problem[2]))
+            continue
         if not pid or not cat:
             field = "item_id" if not pid else "genres"
             res.quarantine.append(quarantine_row(
@@ -104,25 +112,41 @@ def read(root: Path) -> SourceResult:
 
     # shows
     items = {}
-    first_line: dict[str, int] = {}
+    first_line: dict[str, tuple[int, tuple, dict]] = {}  # pid -> (line, content key, raw row)
+    conflicted: set[str] = set()
     n_bad = len(res.quarantine)
+    qtitles = f"{SOURCE}/{TITLES}"
     for line, r in _rows(find_file(root, TITLES), res, ("podcast_id", "title")):
         res.read += 1
         pid = (r["podcast_id"] or "").strip()
         loc = where(TITLES, line, f"podcast_id {pid}")
         if not pid:
-            res.quarantine.append(quarantine_row(f"{SOURCE}/{TITLES}", loc, [("item_id", blank("item_id"))],
-                                                 r))
+            res.quarantine.append(quarantine_row(qtitles, loc, [("item_id", blank("item_id"))], r))
             continue
+        title, problem = rules.screen(r["title"], "title", res)
+        key = rules.content_key(title)
         if pid in first_line:
-            res.skip("duplicate podcast_id (same show as an earlier row)")
+            first, first_key, first_raw = first_line[pid]
+            if key == first_key and pid not in conflicted:
+                res.skip("duplicate podcast_id (same show as an earlier row)")
+                continue
+            clash = rules.conflict("item_id", f"podcast_id {pid}", first)
+            res.quarantine.append(quarantine_row(qtitles, loc, [clash[:2]], r, clash[2]))
+            if pid not in conflicted:
+                conflicted.add(pid)
+                if items.pop(pid, None) is not None:  # the earlier row is not trusted either
+                    again = rules.conflict("item_id", f"podcast_id {pid}", line)
+                    res.quarantine.append(quarantine_row(qtitles, where(TITLES, first, f"podcast_id {pid}"),
+                                                         [again[:2]], first_raw, again[2]))
             continue
-        first_line[pid] = line
+        first_line[pid] = (line, key, r)
+        problems = [p for p in (problem, rules.placeholder_title(title)) if p]
         out = build_item(dict(
-            item_id=f"podcast:{pid}", item_type="podcast", title=clean_title(r["title"]),
+            item_id=f"podcast:{pid}", item_type="podcast",
+            title=title if title is not None or r["title"] is None else "",
             genres=list(cats.get(pid, [])), popularity=float(raters.get(pid, 0)),
             source=SOURCE, source_row=loc,
-        ), f"{SOURCE}/{TITLES}", r)
+        ), qtitles, r, problems)
         if isinstance(out, QuarantineRow):
             res.quarantine.append(out)
         else:
@@ -147,10 +171,12 @@ def read(root: Path) -> SourceResult:
     for uid in sorted(by_user):
         rated = sorted(by_user[uid], key=lambda t: (-t[0], -(items[t[1]].popularity or 0), t[1]))
         liked = [items[pid] for v, pid, _ in rated if v >= LIKED] or [items[pid] for _, pid, _ in rated]
-        res.listeners.append(Listener(
+        listener = build_listener(dict(
             listener_id=f"podcast-user:{uid}", source=SOURCE, country=None, age_band=None,
             history=[history_entry(items[pid], float(v)) for v, pid, _ in rated[:HISTORY_MAX]],
             taste=top_counts((g for it in liked for g in it.genres), TASTE_MAX),
             source_row=where(RATINGS, min(line for _, _, line in rated), f"user_id {uid}"),
-        ))
+        ), f"{SOURCE}/{RATINGS}", {"user_id": uid}, res)
+        if listener is not None:
+            res.listeners.append(listener)
     return res

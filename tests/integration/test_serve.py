@@ -225,8 +225,13 @@ def test_metrics_parse_and_count(endpoint, client):
     assert v(after, "linernotes_slots") == 1
 
 
-LONG = {"model": MODEL, "max_tokens": 1400, "ignore_eos": True,  # llama.cpp: never stop early
-        "messages": [{"role": "user", "content": "Write a very long story."}]}
+# Never stops early: the schema needs >= 500 integers (>= 1000 tokens with the commas), so
+# the grammar forbids EOS until the 1024-token cap. (`ignore_eos` did this before; the
+# endpoint now refuses engine extensions.)
+LONG = {"model": MODEL, "max_tokens": 1400,
+        "messages": [{"role": "user", "content": "List many numbers."}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "numbers", "schema": {
+            "type": "array", "items": {"type": "integer"}, "minItems": 500}}}}
 
 
 def _quick_request_s(endpoint) -> float:
@@ -248,7 +253,7 @@ def test_stream_disconnect_frees_the_slot(endpoint):
             if events >= 3:
                 break  # leave mid-generation: the context manager closes the connection
     assert wait_idle(endpoint) < 3
-    # 1400 tokens take well over 10 s here; a freed engine slot answers at once
+    # 1024 tokens take well over 10 s here; a freed engine slot answers at once
     assert _quick_request_s(endpoint) < 6
 
 

@@ -1,0 +1,143 @@
+"""Grounding gate: every name, year and genre a sentence names must be a fact
+of the recommended item or of the listener's context.
+
+Grounding rule
+--------------
+Every artist/author/title/album/year/genre the sentence names must be a fact
+of the recommended item or of the listener's context:
+
+* allowed names: the item's title, creator, collection (album) and publisher;
+  the people of a creator or composer list ("Angus Young, Malcolm Young" allows
+  each person; composers come from a "Composed by ..." item description); the
+  listener's history titles and creators; the listener's country. A title also
+  allows its main part (before "(", ":" or " - "), any contiguous run of two or
+  more of its words ("Harry Potter" for "Harry Potter and the Sorcerer's
+  Stone"), and single words of allowed names (a surname: "Tolkien").
+* names are compared after normalisation: accents folded (Antônio = Antonio),
+  case and punctuation ignored ("AC/DC" = "ac dc"), "the"/"and"/"&" dropped,
+  possessive "'s" dropped; a small edit distance is tolerated for typos
+  (0 edits up to 4 characters, 1 up to 10, 2 beyond).
+* names are found as (1) quoted spans ("...", “...”, '...') that contain a
+  capitalised word: each is a title claim; (2) runs of capitalised words
+  (initials, "&", "/", "of", "the", ... may join them; punctuation ends them),
+  matched greedily left to right (longest first, up to 8 words) against allowed
+  names, then against the catalog (`CatalogIndex`). A single capitalised word
+  is checked against catalog creators ("Metallica") and, when not the first word
+  of a sentence, against catalog titles/albums ("Queen's Warning"). Words from
+  `data/grounding_common_words.txt` (days, months, countries, nationalities,
+  cities, eras, religions, sentence starters like "Perfect"/"Fans", awards) and
+  genre words are never looked up on their own; a span made only of them is no
+  name ("Sunday Morning", "Brazilian Rock").
+* verdicts for a name that is not allowed:
+  - in the catalog -> wrong entity: '"Metallica" is a catalog creator but not of
+    this item or the listener's history' (or title, album, title/album,
+    publisher);
+  - quoted and not in the catalog -> invented: '"Midnight Velvet" (quoted
+    title) not in catalog';
+  - two or more capitalised words, one of them neither common, genre, allowed
+    nor sentence-initial, that match nothing -> invented: '"Neon Harbor
+    Sessions" is not a name from this item, the listener's history or the
+    catalog'. A catalog name glued to such words ("Velvet Thunder Revival") is
+    reported as the whole unknown name.
+  Without an index the gate cannot tell wrong from invented: unknown names read
+  '... not a name from this item or the listener's history' and quoted ones
+  '(quoted title) not in item/listener facts'.
+* years: 4-digit numbers 1100-2099 (and decades "1990s", "'80s", "the
+  eighties", 2-digit "'94") must match the item year: 'year 1987 not supported
+  (item year: 1994)' / '(item has no year)'; a decade must contain it: 'decade
+  1990s not supported (...)'. Years inside an allowed name ("1984", "Summer of
+  '69") or written in the item's own title ("... Pandemic of 1918") are
+  supported; counts ("1200 pages", "2000 copies") are not years.
+* genres: phrases from `data/genre_vocab.txt` plus the catalog's own genre
+  labels. Ambiguous words (rock, pop, country, soul, comedy, history, ...) only
+  count before a cue noun ("rock anthem", "comedy podcast", "pop-punk fans") or
+  when capitalised mid-sentence, and never after a possessive ("your history").
+  A genre is supported when it, or a broader genre it belongs to ("heavy metal"
+  > "metal", "punk rock" > "punk"|"rock"), is among the item genres, the
+  listener's history genres or taste, or a broader genre of one of them:
+  'genre "jazz" not in item genres [\'Rock\'] or listener taste'.
+* facts_used: each entry ("Metallica", "Jazz", "duration_min: 8.6", "year",
+  "creator: AC/DC") must match an item or listener fact value (same
+  normalisation and typo tolerance, or one contains the other), a number must
+  equal the item year or duration, and a bare key must name a present fact:
+  'facts_used entry "..." not found in item/listener facts'.
+
+score = supported claims / all claims found (1.0 when the sentence names
+nothing checkable). passed = no reasons.
+
+Known blind spots (measured with synth/planted.py and hand-written rows):
+invented or wrong names that are a single word ("by Zorblax", or an unquoted
+one-word title at the start of a sentence), made only of common/genre words
+("Short Story Long", "Midnight Velvet" when "Velvet" is an allowed word),
+lower-cased or non-English lower-case words ("Der schwarze Kelch"), or split by
+punctuation ("Past, Present and Future"); catalog creators that are common words
+("by Portugal", "hosted by French"); paraphrased facts ("eight-minute", "debut
+album", "Grammy-winning"); wrong country/age claims; wrong relations between
+allowed names ("Tolkien's Harry Potter" when both are in the context); ambiguous
+genre words without a cue noun ("a pure rock rush"). The other way round: a
+capitalised common phrase mid-sentence that happens to be a catalog title ("a
+Road Trip pick", "a Heaven-sent riff") is flagged as a wrong title unless its
+words are in the common-words file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from linernotes.records import GateResult, Item, Listener
+from linernotes.domain.gates.allowed import allowed_for, is_allowed_name
+from linernotes.domain.gates.claims import (
+    Claims, check_facts_used, check_genres, check_names, check_quotes, check_years, mask_allowed,
+)
+from linernotes.domain.gates.index import CatalogIndex
+from linernotes.domain.gates.normalize import NO_EXPLANATION, name_key, name_tokens
+from linernotes.domain.gates.tokens import tokenize
+from linernotes.domain.gates.vocab import builtin_genre_words, builtin_genres, genre_keys, genre_supported
+
+
+def context_supports_name(name: str, item: Item, listener: Listener | None) -> bool:
+    """Whether the grounding gate would accept `name` for this item and listener
+    (an allowed name, a run of its words, a typo of one, or only allowed words)."""
+    allowed = allowed_for(item, listener, builtin_genres())
+    key = name_key(name)
+    toks = key.split()
+    if not key:
+        return False
+    return is_allowed_name(key, len(toks), allowed) or all(t in allowed.tokens for t in toks)
+
+
+def context_supports_genre(label: str, item: Item, listener: Listener | None,
+                           index: CatalogIndex | None = None) -> bool | None:
+    """Whether naming genre `label` is supported for this item and listener:
+    True / False, or None when the gate would not read `label` as a genre."""
+    vocab = index.genre_vocab() if index is not None else builtin_genres()
+    allowed = allowed_for(item, listener, vocab)
+    phrase = " ".join(name_tokens(label))
+    keys = genre_keys(label, vocab)
+    read = [k for k in {phrase, *keys} if k in vocab]
+    if not read:
+        return None
+    return any(genre_supported(k, allowed.genres, vocab) for k in read)
+
+
+def grounding_gate(explanation: str | None, facts_used: Iterable[Any] | None, item: Item,
+                   listener: Listener | None, index: CatalogIndex | None = None) -> GateResult:
+    """Check that every name, year and genre in `explanation` is a fact of the
+    item or the listener (see the module docstring for the rule)."""
+    if explanation is None:
+        return GateResult(passed=False, reasons=[NO_EXPLANATION], score=0.0)
+    vocab = index.genre_vocab() if index is not None else builtin_genres()
+    allowed = allowed_for(item, listener, vocab)
+    genre_words = index.genre_words() if index is not None else builtin_genre_words()
+    claims = Claims()
+    toks = tokenize(explanation)
+    mask_allowed(toks, allowed, claims)
+    check_quotes(explanation, toks, allowed, index, vocab, genre_words, claims)
+    check_names(explanation, toks, allowed, index, genre_words, claims)
+    check_years(explanation, toks, allowed, claims)
+    check_genres(explanation, toks, allowed, vocab, claims)
+    check_facts_used(facts_used or [], allowed, claims)
+    bad = len(claims.reasons)
+    score = 1.0 if claims.total == 0 else max(0.0, 1.0 - bad / claims.total)
+    return GateResult(passed=not claims.reasons, reasons=claims.reasons, score=round(score, 4))
