@@ -38,7 +38,8 @@ responses only (drafts and discards ignored):
    value (conservative), labels stay unresolved (None), a tied preference
    produces no pair;
 3. golden set: a record whose resolved corrected explanation exists ->
-   that text (`source="corrected"`: owner's wins, else the most frequent
+   that text (`source="corrected"`: owner's wins, and once an owner/admin
+   answered only their correction counts; else the most frequent
    correction, ties -> the first annotator's in username order); else a
    record resolved as grounded, tone_ok=yes and rating >= `min_rating` ->
    the original explanation (`source="approved"`); everything else is out;
@@ -183,14 +184,33 @@ def get_or_create_dataset(dataset_name: str, client, workspace: str | None = Non
     return ds, True
 
 
+def _drop_stale_suggestions(client, before: dict, recs: list[dict], agent: str) -> int:
+    """Delete our agent's suggestions that a re-push no longer makes (a gate that now did not
+    run, or passed on an off-item note): the server's upsert only adds or replaces them."""
+    n = 0
+    for rec in recs:
+        old = before.get(rec["id"])
+        if old is None:
+            continue
+        stale = [str(x.id) for x in old.suggestions
+                 if x.agent == agent and x.question_name not in rec["suggestions"] and x.id is not None]
+        if stale:
+            r = client.http_client.delete(f"/api/v1/records/{old._server_id}/suggestions",
+                                          params={"ids": ",".join(stale)})
+            r.raise_for_status()
+            n += len(stale)
+    return n
+
+
 def _upsert(ds, recs: list[dict], agent: str, batch_size: int, prune: bool) -> dict:
     import argilla as rg
 
-    before = {str(r.id): r for r in ds.records(with_suggestions=False, with_responses=True)}
+    before = {str(r.id): r for r in ds.records(with_suggestions=True, with_responses=True)}
     records = [rg.Record(id=rec["id"], fields=rec["fields"], metadata=rec["metadata"],
                          suggestions=[rg.Suggestion(question_name=q, value=v, agent=agent)
                                       for q, v in rec["suggestions"].items()]) for rec in recs]
     ds.records.log(records, batch_size=batch_size)
+    _drop_stale_suggestions(ds._client, before, recs, agent)  # the SDK has no call for it
     ids = {rec["id"] for rec in recs}
     extra = sorted(set(before) - ids)
     pruned = []
@@ -365,14 +385,14 @@ def resolve(responses: pd.DataFrame, *, min_rating: int = 4) -> dict:
         corr = [(str(v).strip(), role, u) for v, role, u in zip(g["corrected_explanation"], g["role"], g["username"])
                 if not _is_missing(v) and str(v).strip() != str(first["explanation"]).strip()]
         correction = None
-        if corr:
-            expert = [c for c, role, _ in corr if role in EXPERT_ROLES]
-            if expert:
-                correction = expert[0]
-            else:
-                counts = Counter(c for c, _, _ in corr)
-                best = max(counts.values())
-                correction = next(c for c, _, _ in corr if counts[c] == best)  # first by username
+        if g["role"].isin(EXPERT_ROLES).any():
+            # an expert answered: only an expert's correction counts (an annotator's would
+            # otherwise become golden under the expert's label_source, against their verdict)
+            correction = next((c for c, role, _ in corr if role in EXPERT_ROLES), None)
+        elif corr:
+            counts = Counter(c for c, _, _ in corr)
+            best = max(counts.values())
+            correction = next(c for c, _, _ in corr if counts[c] == best)  # first by username
         rec["corrected_explanation"] = correction
         if correction:
             rec["golden"], rec["golden_source"] = correction, "corrected"

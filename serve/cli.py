@@ -2,8 +2,9 @@
 
 MODEL is a .gguf file or a fine-tune export folder (model-Q4_0.gguf preferred,
 then model-Q8_0.gguf, then any *.gguf); none: the packaged SmolLM2 GGUF.
-Keys come from --api-key (repeatable) or $LINERNOTES_API_KEYS (comma-separated);
-with neither, a random key is generated and printed (the endpoint is never open).
+Keys come from $LINERNOTES_API_KEYS (comma-separated) or --api-key-file (one key
+per line), never from the command line (where `ps` would show them); with
+neither, a random key is generated and printed (the endpoint is never open).
 A fine-tune export is served only if its export gate passed for that file (the
 export folder's manifest.json / gate.json); --allow-ungated serves it anyway.
 """
@@ -28,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: vLLM on a CUDA GPU with vLLM installed, else llama.cpp")
     p.add_argument("--served-name", default=None,
                    help="model name clients send (default: packaged name or export folder name)")
-    p.add_argument("--api-key", action="append", default=[], dest="api_keys",
-                   help=f"accepted key (repeatable); adds to ${ENV_API_KEYS}")
+    p.add_argument("--api-key-file", default=None,
+                   help=f"file with accepted keys, one per line; adds to ${ENV_API_KEYS}")
     p.add_argument("--slots", type=int, default=d["slots"].default,
                    help="concurrent generations (= engine parallel slots)")
     p.add_argument("--queue-size", type=int, default=d["queue_size"].default,
@@ -55,6 +56,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve a fine-tune export even if its export gate failed or was skipped")
 
 
+def keys_from_file(path: str | None) -> list[str]:
+    """Keys from a file, one per line (blank lines and '#' comments skipped)."""
+    if not path:
+        return []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise ValueError(f"--api-key-file {path}: {exc.strerror}") from exc
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     from linernotes import paths
     from serve.settings import choose_model_file, default_served_name
@@ -73,13 +85,13 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     else:
         default = paths.catalog_dir()
         catalog = default if (default / "items.parquet").exists() else None
-    keys = list(dict.fromkeys([*keys_from_env(), *args.api_keys]))
+    keys = list(dict.fromkeys([*keys_from_env(), *keys_from_file(args.api_key_file)]))
     if not keys:
         # Like Jupyter's token: a bare `linernotes serve` works, and is still never open.
         import secrets
 
         keys = [secrets.token_urlsafe(24)]
-        print(f"serve: no API key given (--api-key or ${ENV_API_KEYS}); generated one for this run: "
+        print(f"serve: no API key given (${ENV_API_KEYS} or --api-key-file); generated one for this run: "
               f"{keys[0]}", file=sys.stderr, flush=True)
     return ServeSettings(
         model_path=model, served_name=args.served_name or default_served_name(model),
@@ -107,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from linernotes import paths
 
     paths.use_offline_hub()
-    parser = argparse.ArgumentParser(prog="linernotes serve", description=__doc__,
+    parser = argparse.ArgumentParser(prog="linernotes serve", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))
@@ -116,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 def add_parser(sub) -> None:
     """Register `linernotes serve` on the top-level subparsers."""
     p = sub.add_parser("serve", help="serve a model: OpenAI-compatible + /v1/explain endpoint",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       allow_abbrev=False)  # `--api-key X` must not pass as --api-key-file
     add_arguments(p)
     p.set_defaults(fn=run_from_args)

@@ -56,7 +56,7 @@ class ServeSettings:
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {self.engine!r}")
         if not self.api_keys:
-            raise ValueError(f"no API key: pass --api-key or set {ENV_API_KEYS} (comma-separated)")
+            raise ValueError(f"no API key: set {ENV_API_KEYS} (comma-separated) or pass --api-key-file")
         if any(len(k) < 8 for k in self.api_keys):
             raise ValueError("API keys must be at least 8 characters")
         self.default_max_tokens = min(self.default_max_tokens, self.max_tokens_cap)

@@ -124,6 +124,22 @@ def test_expert_correction_wins_and_identical_correction_ignored():
     assert list(out["pairs"]["source"]) == ["correction"]
 
 
+def test_expert_verdict_without_correction_drops_annotator_corrections():
+    """Once an owner/admin answered a record, an annotator's correction does not become golden
+    (or a pair) under the owner's verdict and label source (found against a live Argilla)."""
+    rows = [{**_resp("r1", "ann1", grounded="unsupported_fact", rating=2, corrected="Scripted fix."),
+             "answered_by": "scripted"},
+            {**_resp("r1", "ann2", grounded="unsupported_fact", rating=2), "answered_by": "scripted"},
+            {**_resp("r1", "argilla", role="owner", grounded="wrong_entity", rating=1), "answered_by": "human"},
+            {**_resp("r2", "ann1", grounded="unsupported_fact", rating=2, corrected="Kept fix."),
+             "answered_by": "scripted"}]
+    out = lb.resolve(pd.DataFrame(rows))
+    res = out["resolved"].set_index("record_id")
+    assert pd.isna(res.at["r1", "corrected_explanation"]) and res.at["r1", "label_source"] == "human"
+    assert set(out["golden"].record_id) == {"r2"}  # no expert on r2: the annotator's fix stands
+    assert list(out["pairs"].chosen_record_id) == ["r2"]
+
+
 def test_preference_pairs_pool_both_records():
     kw = dict(item="i9", listener="l9")
     rows = [
@@ -339,3 +355,27 @@ def test_owner_next_steps_point_at_pending_records():
     assert ls.DEMO_MIN_SUBMITTED > len(ls.DEMO_ANNOTATORS)
     done = "\n".join(ls.owner_next_steps("u", "argilla", "ds", 12, min_submitted=2))
     assert "task is completed" in done
+
+
+def test_repush_drops_only_our_stale_suggestions():
+    """A re-push deletes the gates' suggestions it no longer makes (the server's upsert keeps
+    them); other agents' suggestions and still-made ones stay. Stand-in SDK objects."""
+    from types import SimpleNamespace as NS
+
+    class StandInHttp:
+        def __init__(self):
+            self.calls = []
+
+        def delete(self, url, params):
+            self.calls.append((url, params))
+            return NS(raise_for_status=lambda: None)
+
+    sug = lambda i, q, agent="gates": NS(id=i, question_name=q, agent=agent)
+    before = {"r1": NS(_server_id="s1", suggestions=[sug("g1", "grounded"), sug("t1", "tone_ok"),
+                                                     sug("m1", "rating", agent="model")]),
+              "r2": NS(_server_id="s2", suggestions=[sug("g2", "grounded")])}
+    recs = [{"id": "r1", "suggestions": {"tone_ok": "yes"}}, {"id": "r2", "suggestions": {"grounded": "grounded"}},
+            {"id": "r3", "suggestions": {}}]
+    client = NS(http_client=StandInHttp())
+    assert lb._drop_stale_suggestions(client, before, recs, "gates") == 1
+    assert client.http_client.calls == [("/api/v1/records/s1/suggestions", {"ids": "g1"})]

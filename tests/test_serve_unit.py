@@ -475,15 +475,17 @@ def test_client_examples_are_runnable_text():
     compile(python, "<examples>", "exec")  # the python part is valid code
 
 
-def test_cli_registers_serve_with_env_and_flag_keys(monkeypatch, tmp_path):
+def test_cli_registers_serve_with_env_and_file_keys(monkeypatch, tmp_path):
     from linernotes.cli import build_parser
     from serve.cli import settings_from_args
 
     monkeypatch.setenv("LINERNOTES_API_KEYS", "env-key-0001")
-    args = build_parser().parse_args(["serve", "--api-key", "flag-key-0002", "--slots", "2",
+    key_file = tmp_path / "keys"
+    key_file.write_text("# endpoint keys\nfile-key-0002\n\n")
+    args = build_parser().parse_args(["serve", "--api-key-file", str(key_file), "--slots", "2",
                                       "--queue-size", "0", "--no-catalog", "--port", "8123"])
     settings = settings_from_args(args)
-    assert settings.api_keys == ["env-key-0001", "flag-key-0002"]
+    assert settings.api_keys == ["env-key-0001", "file-key-0002"]
     assert (settings.slots, settings.queue_size, settings.port, settings.catalog_dir) == (2, 0, 8123, None)
     assert settings.host == "127.0.0.1" and settings.model_path is None
 
@@ -659,12 +661,21 @@ def test_gate_verdicts_from_the_export_folder(tmp_path):
         require_gated(bare)
 
 
-def test_cli_refuses_an_ungated_export_unless_allowed(tmp_path, capsys):
+def test_serve_takes_no_key_on_the_command_line():
+    """A key in argv is visible to every user of the machine (`ps`)."""
+    from linernotes.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--api-key", "argv-key-0003"])
+
+
+def test_cli_refuses_an_ungated_export_unless_allowed(tmp_path, capsys, monkeypatch):
     from linernotes.cli import build_parser
     from serve.cli import run_from_args, settings_from_args
 
     failed = _export(tmp_path / "run" / "export", passed=False)
-    argv = ["serve", str(failed), "--no-catalog", "--api-key", KEY]
+    monkeypatch.setenv("LINERNOTES_API_KEYS", KEY)
+    argv = ["serve", str(failed), "--no-catalog"]
     assert run_from_args(build_parser().parse_args(argv)) == 2  # before any engine starts
     err = capsys.readouterr().err
     assert "refusing to serve" in err and str(failed / "manifest.json") in err

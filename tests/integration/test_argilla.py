@@ -126,8 +126,8 @@ def test_push_annotate_pull_resolve(stack, owner, dataset_name):
     assert recs["rid-0-0003"].suggestions["grounded"].value == "wrong_entity"
     assert recs["rid-0-0000"].suggestions["grounded"].value == "grounded"
     off = recs[f"rid-0-{OFF_ITEM_ROW:04d}"]
-    assert off.suggestions["grounded"] is None and off.metadata["on_item"] == "no"
-    assert off.suggestions["tone_ok"].value == "yes"
+    assert {x.question_name: x.value for x in off.suggestions} == {"tone_ok": "yes"}
+    assert off.metadata["on_item"] == "no" and off.metadata["gate_grounding"] == "pass"
     # the two (item, listener) groups with two candidates -> the pairs dataset, ranking a/b
     assert info["pairs"]["pushed"] == 2 and info["pairs"]["total_on_server"] == 2
     pairs_ds = owner.datasets(name=name + "-pairs")
@@ -239,12 +239,13 @@ def test_demo_stand_ins_leave_records_pending_for_the_owner(stack, owner, datase
     golden = pd.read_parquet(label.path / "golden.parquet")
     assert len(golden) and set(golden.label_source) == {"scripted"}
 
-    # the owner answers one record in the UI: a human answer, and it wins
-    rid = "rid-4-0005"
+    # the owner answers one record in the UI (rejects the off-item note, no correction): a human
+    # answer, and it wins
+    rid = f"rid-4-{OFF_ITEM_ROW:04d}"
     sid = next(r._server_id for r in review if str(r.id) == rid)
     r = httpx.post(f"{stack.api_url}/api/v1/records/{sid}/responses",
                    headers={"X-Argilla-Api-Key": owner_key}, timeout=30,
-                   json={"values": {"rating": {"value": 5}, "grounded": {"value": "grounded"},
+                   json={"values": {"rating": {"value": 1}, "grounded": {"value": "wrong_entity"},
                                     "tone_ok": {"value": "yes"}}, "status": "submitted"})
     assert r.status_code in (200, 201), r.text
     assert _pending_for_me(stack, owner_key, info["dataset_id"]) == 5
@@ -252,8 +253,15 @@ def test_demo_stand_ins_leave_records_pending_for_the_owner(stack, owner, datase
     m = label.manifest()
     assert m["label_source"] == {"human": 1, "scripted": 14}
     assert m["annotators"]["human"] == [svc.OWNER]
-    golden = pd.read_parquet(label.path / "golden.parquet").set_index("record_id")
-    assert golden.at[rid, "label_source"] == "human" and golden.at[rid, "rating"] == 5
+    resolved = pd.read_parquet(label.path / "resolved.parquet").set_index("record_id")
+    assert resolved.at[rid, "label_source"] == "human" and resolved.at[rid, "rating"] == 1
+    assert resolved.at[rid, "grounded"] == "wrong_entity"
+    # the owner rejected the note and wrote no correction: the stand-in's scripted correction
+    # does not become golden (nor a pair) under the owner's name
+    golden = pd.read_parquet(label.path / "golden.parquet")
+    assert rid not in set(golden.record_id)
+    pairs = pd.read_parquet(label.path / "pairs.parquet")
+    assert rid not in set(pairs[pairs.source == "correction"].chosen_record_id)
 
 
 def test_repush_and_interrupted_push(stack, owner, dataset_name):
@@ -265,12 +273,19 @@ def test_repush_and_interrupted_push(stack, owner, dataset_name):
     assert (full["created"], full["updated"], full["total_on_server"]) == (6, 6, 12)
     # change a gate -> suggestion updated in place, no duplicate
     df2 = df.copy()
+    df2["gate_grounding"] = df2["gate_grounding"].astype(object)
     df2.loc[0, "gate_grounding"] = False
+    df2.loc[0, "gate_reasons"] = json.dumps({"grounding": ["year 1999 is not on the item card"]})
+    df2.loc[1, "gate_grounding"] = None  # the gate did not run on this one after all
     again = lb.push(df2, name, owner)
     assert again["total_on_server"] == 12 and again["created"] == 0
+    assert again["pairs"]["total_on_server"] == 1 and again["pairs"]["created"] == 0
     recs = {str(r.id): r for r in _records(owner, name)}
     assert len(recs) == 12 and set(recs) == set(df.record_id)
-    assert recs[df.record_id[0]].suggestions["grounded"].value == "unsupported_fact"  # was "grounded"
+    sugg = lambda rid: {x.question_name: x.value for x in recs[rid].suggestions}
+    assert sugg(df.record_id[0])["grounded"] == "unsupported_fact"  # was "grounded"
+    assert "grounded" not in sugg(df.record_id[1])  # a stale "grounded" suggestion does not linger
+    assert recs[df.record_id[1]].metadata["gate_grounding"] == "not run"
 
 
 def test_rates_200_records(stack, owner, dataset_name):

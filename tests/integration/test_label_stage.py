@@ -28,7 +28,8 @@ def _curate_run(tmp_path, n=12) -> RunDir:
                      "gate_safety": True,
                      "gate_reasons": json.dumps({"grounding": ["year 1987 not supported"] if bad else []}),
                      "cluster": i % 2, "cluster_label": "jazz", "model": "smollm2",
-                     "prompt_version": "explain-v1@x", "sample_reason": "control"})
+                     "prompt_version": "explain-v1@x", "sample_reason": "control",
+                     "review_priority": i + 1})
     run = RunDir(tmp_path / "curate-test")
     (run.path / "sample").mkdir(parents=True)
     pd.DataFrame(rows).to_parquet(run.path / "sample" / "review-00000-of-00001.parquet", index=False)
@@ -57,6 +58,8 @@ def test_push_demo_annotate_pull(stack, tmp_path):
         label = label_stage.pull_and_resolve(name, client, runs_dir=tmp_path / "runs")
         counts = label.manifest()["counts"]
         assert counts["responses"] == 24 and counts["records"] == 12
+        assert label.manifest()["label_source"] == {"human": 0, "scripted": 24}  # the stand-ins' answers
+        assert done["pairs_dataset_id"] is None and client.datasets(name=f"{name}-pairs") is None  # no pairs
         golden = pd.read_parquet(label.path / "golden.parquet")
         pairs = pd.read_parquet(label.path / "pairs.parquet")
         # the 3 grounding failures were "corrected" by the stand-in: corrected-vs-original pairs
