@@ -26,7 +26,7 @@ def _():
     Pick a catalog slice, a teacher and a prompt; check the exact prompt a row
     sends; then generate. Generation runs `linernotes synth` in a subprocess
     (distilabel cannot run inside the app's threads) and writes a run directory
-    under `./runs`, which the results section below reads. Any finished run can
+    under the runs folder, which the results section below reads. Any finished run can
     be opened there without generating.
     """)
     return
@@ -189,7 +189,7 @@ def _(get_generated_run):
     _value = _from_generated or (next(iter(_options)) if _options else None)
     run_ui = mo.ui.dropdown(options=_options, value=_value, label="open run")
     mo.vstack([mo.md("## Results"),
-               run_ui if _options else mo.md("_No finished runs under `./runs` yet._")])
+               run_ui if _options else mo.md(f"_No finished runs under `{paths.runs_dir()}` yet._")])
     return (run_ui,)
 
 

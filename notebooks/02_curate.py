@@ -27,7 +27,7 @@ with app.setup:
 @app.function
 def synth_runs(base: str | Path | None = None) -> list[RunDir]:
     """Finished synth runs (a COMPLETE marker and a parquet shard) under `base`
-    (default $LINERNOTES_RUNS or ./runs), newest first. A run whose manifest names
+    (default: the runs root, `paths.runs_dir()`), newest first. A run whose manifest names
     another stage is left out (`RunDir.find_all`: the one newest-run rule)."""
     return RunDir.find_all("synth", require=lambda r: r.parquet_path.exists(), runs_dir=base)
 

@@ -73,7 +73,7 @@ def _(catalog, exports, item_type_ui):
     allow_ungated_ui = mo.ui.checkbox(label="serve an export whose gate did not pass")
     mo.vstack([mo.md("## Pick"), mo.hstack([item_ui, listener_ui], justify="start", gap=2),
                mo.hstack([tuned_ui, max_tokens_ui, allow_ungated_ui], justify="start", gap=2),
-               mo.md("_No fine-tune export under `./runs` yet: the base model only._")
+               mo.md(f"_No fine-tune export under `{paths.runs_dir()}` yet: the base model only._")
                if not exports else None])
     return (allow_ungated_ui, item_options, item_ui, listener_options, listener_ui, max_tokens_ui,
             tuned_ui)
