@@ -135,13 +135,9 @@ def letter_token_ids(tokenizer) -> list[int]:
 
 
 def wilson_ci(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    from finetune.stats import wilson
+
+    return wilson(k, n, z)
 
 
 def score_mmlu(model, tokenizer, questions: list[dict], batch_size: int = 8) -> dict:
