@@ -68,7 +68,7 @@ TEMPLATES: dict[str, dict[str, list[str]]] = {
     },
     "book": {
         "clean": [
-            'Since you rated "{HT}" highly, {C}\'s "{T}" ({Y}, {P}) is a natural next read.',
+            'Since you read "{HT}", {C}\'s "{T}" ({Y}, {P}) is a natural next read.',
             'Readers who enjoyed {HC} often reach for "{T}" by {C}, published by {P} in {Y}.',
             '"{T}" by {C} picks up where "{HT}" left off for you.',
             'From {P}, {C}\'s {Y} book "{T}" suits a reader in {CO}.',

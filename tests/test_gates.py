@@ -145,7 +145,7 @@ def test_index_kinds_and_people(index):
     # a broader/narrower genre of an allowed one, a typo in a name
     (PASCHENDALE, GERMANY, "Iron Maden's Paschendale is an eight-minute metal epic for a Clapton fan."),
     # ambiguous genre words that are not genre claims
-    (ACDC, BRAZIL, "AC/DC will rock your commute, and your history shows you like big choruses."),
+    (ACDC, BRAZIL, "AC/DC will rock your weekdays, and your history shows you like big choruses."),
 ])
 def test_grounded_sentences_pass(item, listener, text, index):
     res = ground(text, item, listener, index)
@@ -191,7 +191,9 @@ def test_wrong_year_and_missing_year(index):
     assert res.reasons == ["decade 1990s not supported (item year: 2002)"]
     assert ground("Classical Mythology is a 2000s favourite.", MYTH, READER, index).passed
     # counts are not years
-    assert ground("Classical Mythology runs 1200 pages of myth.", MYTH, READER, index).passed
+    # a count is not a year, but a page count the item does not state is unsupported
+    res = ground("Classical Mythology runs 1200 pages of myth.", MYTH, READER, index)
+    assert not any("year" in r for r in res.reasons) and any("1200 pages" in r for r in res.reasons)
 
 
 def test_catalog_creator_of_another_item(index):
@@ -232,7 +234,12 @@ def test_wrong_genre(index):
     res = ground("AC/DC's For Those About To Rock is a jazz gem.", ACDC, UK, index)
     assert res.reasons == ["genre \"jazz\" not in item genres ['Rock'] or listener taste"]
     # supported by the listener's taste (Jazz) rather than the item
-    assert ground("AC/DC's For Those About To Rock is a jazz gem.", ACDC, BRAZIL, index).passed
+    # jazz is the listener's taste, not the item's genre: said of the item it is unsupported,
+    # said of the listener it is fine
+    res = ground("AC/DC's For Those About To Rock is a jazz gem.", ACDC, BRAZIL, index)
+    assert not res.passed and any("listener's, not the item's" in r for r in res.reasons)
+    assert ground("For your jazz evenings, AC/DC's For Those About To Rock is a rock gem.", ACDC, BRAZIL,
+                  index).passed
     # ambiguous words count with a cue noun
     res = ground("Classical Mythology is a comedy novel.", MYTH, READER, index)
     assert res.reasons == ["genre \"comedy\" not in item genres [] or listener taste"]

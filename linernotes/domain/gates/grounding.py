@@ -86,13 +86,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from linernotes.records import GateResult, Item, Listener
-from linernotes.domain.gates.allowed import allowed_for, is_allowed_name
+from linernotes.domain.gates.allowed import allowed_for, is_allowed_name, sources_of
+from linernotes.domain.gates.claim_types import check_claim_types
+from linernotes.domain.gates.listener_claims import check_listener
+from linernotes.domain.gates.numbers import check_numbers
+from linernotes.domain.gates.relations import check_relations
 from linernotes.domain.gates.claims import (
     Claims, check_facts_used, check_genres, check_names, check_quotes, check_years, mask_allowed,
 )
 from linernotes.domain.gates.index import CatalogIndex
 from linernotes.domain.gates.normalize import NO_EXPLANATION, name_key, name_tokens
-from linernotes.domain.gates.tokens import tokenize
+from linernotes.domain.gates.tokens import free_text, tokenize
 from linernotes.domain.gates.vocab import builtin_genre_words, builtin_genres, genre_keys, genre_supported
 
 
@@ -132,12 +136,18 @@ def grounding_gate(explanation: str | None, facts_used: Iterable[Any] | None, it
     genre_words = index.genre_words() if index is not None else builtin_genre_words()
     claims = Claims()
     toks = tokenize(explanation)
-    mask_allowed(toks, allowed, claims)
+    mask_allowed(toks, allowed, claims, explanation, index)
     check_quotes(explanation, toks, allowed, index, vocab, genre_words, claims)
     check_names(explanation, toks, allowed, index, genre_words, claims)
     check_years(explanation, toks, allowed, claims)
     check_genres(explanation, toks, allowed, vocab, claims)
     check_facts_used(facts_used or [], allowed, claims)
+    mentions = [(s, e, sources_of(k, allowed)) for s, e, k in claims.mentions]
+    free = free_text(explanation, toks)
+    check_relations(explanation, toks, mentions, claims)
+    check_listener(explanation, free, allowed, mentions, claims)
+    check_claim_types(explanation, free, allowed, claims)
+    check_numbers(explanation, free, allowed, claims)
     bad = len(claims.reasons)
     score = 1.0 if claims.total == 0 else max(0.0, 1.0 - bad / claims.total)
     return GateResult(passed=not claims.reasons, reasons=claims.reasons, score=round(score, 4))

@@ -61,3 +61,24 @@ def joinable(text: str, a: Tok, b: Tok) -> bool:
     if re.fullmatch(r"\.\s*", gap) and ((len(a.text) == 1 and a.text.isupper()) or a.key in ABBREVIATIONS):
         return True
     return False
+
+
+def free_text(text: str, toks: list[Tok]) -> str:
+    """The text with supported or already judged names blanked (same offsets), so
+    cue-word checks never fire inside a real title ("Live After Death")."""
+    chars = list(text)
+    for t in toks:
+        if t.masked or t.used:
+            chars[t.start:t.end] = " " * (t.end - t.start)
+    return "".join(chars)
+
+
+def quote(text: str, start: int, end: int, width: int = 24) -> str:
+    """The failing span with a few words around it, for a reason."""
+    lo, hi = max(0, start - width), min(len(text), end + width)
+    left, right = text[lo:start], text[end:hi]
+    if lo > 0 and " " in left:
+        left = left.split(" ", 1)[1]
+    if hi < len(text) and " " in right:
+        right = right.rsplit(" ", 1)[0]
+    return (left + text[start:end] + right).strip(" ,;")

@@ -4,7 +4,8 @@ their own (data/grounding_common_words.txt) and the genre vocabulary
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -162,3 +163,36 @@ def genre_words_of(vocab: Mapping[str, GenreEntry]) -> frozenset[str]:
 @lru_cache(maxsize=1)
 def builtin_genre_words() -> frozenset[str]:
     return genre_words_of(builtin_genres())
+
+
+@lru_cache(maxsize=None)
+def read_sections(name: str) -> dict[str, tuple[str, ...]]:
+    """A data file of `[section]` headers, each followed by phrases one a line."""
+    out: dict[str, list[str]] = {}
+    current = ""
+    for line in read_list(name):
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+            out.setdefault(current, [])
+            continue
+        out.setdefault(current, []).append(line)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def phrase_pattern(phrases: Iterable[str]) -> re.Pattern | None:
+    """One regex for cue phrases: case-insensitive, whole words, spaces or hyphens
+    between words, a trailing "*" for a word prefix ("tour*": tour, touring)."""
+    parts = []
+    for p in phrases:
+        words = p.lower().split()
+        pat = []
+        for i, w in enumerate(words):
+            if w.endswith("*"):
+                pat.append(re.escape(w[:-1]) + r"\w*")
+            else:
+                pat.append(re.escape(w))
+        parts.append(r"[\s\-]+".join(pat))
+    if not parts:
+        return None
+    parts.sort(key=len, reverse=True)
+    return re.compile(r"(?<![\w])(?:" + "|".join(parts) + r")(?![\w])", re.IGNORECASE)

@@ -1,0 +1,45 @@
+"""Claim types a catalog row never states (awards, charts, sales, tours and live
+shows, recording places, guest musicians and producers, networks, adaptations,
+narrators, lengths, career steps such as "debut"): unsupported unless the item's
+own texts say so. The cue words are data (data/grounding_claim_cues.txt)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from linernotes.domain.gates.normalize import name_tokens
+from linernotes.domain.gates.tokens import quote
+from linernotes.domain.gates.vocab import phrase_pattern, read_sections
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> list[tuple[str, re.Pattern]]:
+    out = []
+    for cat, phrases in read_sections("grounding_claim_cues.txt").items():
+        rx = phrase_pattern(phrases)
+        if rx is not None:
+            out.append((cat, rx))
+    return out
+
+
+def check_claim_types(text: str, free: str, allowed, claims) -> None:
+    """One reason per cue found in `free` (names blanked) that the item's texts lack."""
+    seen: set[tuple[int, int]] = set()
+    for cat, rx in _patterns():
+        for m in rx.finditer(free):
+            if any(s < m.end() and m.start() < e for s, e in seen):
+                continue
+            seen.add(m.span())
+            words = [w for w in name_tokens(m.group(0)) if len(w) > 1]
+            if words and all(_stem_in(w, allowed.item_words) for w in words):
+                claims.ok()
+                continue
+            claims.bad(f'unsupported {cat} claim "{quote(text, *m.span())}" (not in the item\'s facts)')
+
+
+def _stem_in(word: str, item_words: set[str]) -> bool:
+    if word in item_words:
+        return True
+    stem = word[:5]
+    return len(stem) >= 4 and any(w.startswith(stem) for w in item_words)

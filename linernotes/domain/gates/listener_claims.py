@@ -1,0 +1,214 @@
+"""Claims about the listener: age, place, ratings and habits. The listener record
+holds only a country, an age band, a history (titles, creators, genres, ratings)
+and a taste, so "as a 29-year-old", "in London", "you gave it five stars" (no
+such rating) and "your road trip" are unsupported. Cue words live in
+data/grounding_listener_cues.txt and data/grounding_places.txt."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from linernotes.domain.gates.normalize import fold, name_tokens
+from linernotes.domain.gates.tokens import Tok, quote
+from linernotes.domain.gates.vocab import phrase_pattern, read_sections
+
+_NUM_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+              "nine": 9, "ten": 10}
+_DECADE_AGE = {"teens": (13, 19), "twenties": (20, 29), "thirties": (30, 39), "forties": (40, 49),
+               "fifties": (50, 59), "sixties": (60, 69), "seventies": (70, 79), "eighties": (80, 89)}
+_EXACT_AGE = re.compile(r"\b(\d{1,3})[\s-]*(?:years?|yrs?)[\s-]*old\b|\b(?:aged?|at age)\s+(\d{1,3})\b(?![\s-]*[-–]\s*\d)",
+                        re.IGNORECASE)
+_AGE_RANGE = re.compile(r"\b(?:in|into)\s+(?:your|their|his|her)\s+(?:(?:early|mid|late)[\s-]+)?"
+                        r"(teens|twenties|thirties|forties|fifties|sixties|seventies|eighties|[2-8]0s)\b"
+                        r"|\b(twenty|thirty|forty|fifty|sixty)[\s-]*somethings?\b"
+                        r"|\b(teen(?:ager|agers|age)?|millennials?|boomers?|gen[\s-]?[xz]|zoomers?)\b",
+                        re.IGNORECASE)
+_BAND_RE = re.compile(r"\b(\d{2})\s*(?:-|–|to)\s*(\d{2})\b|\b(\d{2})\s*\+")
+_RATING_NUM = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*(\d+)\b", re.IGNORECASE)
+_STARS = re.compile(r"\b(\d+(?:\.\d)?|one|two|three|four|five|six|seven|eight|nine|ten)[\s-]*stars?\b",
+                    re.IGNORECASE)
+_RATING_WORD = re.compile(r"\b(?:rated|rating|ratings|rate|scored|score|gave\s+(?:it|them)|top\s+marks|"
+                          r"full\s+marks|perfect\s+(?:ten|10|score))\b", re.IGNORECASE)
+_HIGH = re.compile(r"\b(?:highly|high|top\s+marks|full\s+marks|perfect|glowing|five[\s-]*stars?)\b",
+                   re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _cues() -> dict[str, tuple[str, ...]]:
+    return read_sections("grounding_listener_cues.txt")
+
+
+@lru_cache(maxsize=1)
+def listener_words() -> frozenset[str]:
+    return frozenset(w for line in _cues().get("listener", ()) for w in name_tokens(line.rstrip("*")))
+
+
+@lru_cache(maxsize=1)
+def _habit_re() -> re.Pattern | None:
+    return phrase_pattern(_cues().get("habit", ()))
+
+
+@lru_cache(maxsize=1)
+def _places() -> tuple[dict[str, str], frozenset[str], re.Pattern | None]:
+    """alias key -> canonical country key, city keys, one regex for all."""
+    sec = read_sections("grounding_places.txt")
+    alias: dict[str, str] = {}
+    for line in sec.get("country", ()):
+        names = [n.strip() for n in line.split("=") if n.strip()]
+        canon = " ".join(name_tokens(names[0]))
+        for n in names:
+            alias[" ".join(name_tokens(n))] = canon
+    cities = frozenset(" ".join(name_tokens(c)) for c in sec.get("city", ()))
+    phrases = [n.strip() for line in sec.get("country", ()) for n in line.split("=")] + list(sec.get("city", ()))
+    return alias, cities, phrase_pattern(phrases)
+
+
+def listener_context(text: str, toks: list[Tok], i: int) -> bool:
+    """Whether the words just before token i (same sentence, back to a comma) or
+    right after it speak of the listener: "your Latin picks", "fans of reggae",
+    "since you love jazz", "jazz lovers"."""
+    words = listener_words()
+    j = i - 1
+    hops = 0
+    while j >= 0 and hops < 6:
+        if toks[j + 1].sent_start or "," in text[toks[j].end:toks[j + 1].start] \
+                or ";" in text[toks[j].end:toks[j + 1].start]:
+            break
+        if toks[j].key in words:
+            return True
+        j -= 1
+        hops += 1
+    for k in range(i + 1, min(i + 3, len(toks))):
+        if toks[k].sent_start:
+            break
+        if toks[k].key in words and toks[k].key not in ("since", "after", "who", "you", "your"):
+            return True
+    return False
+
+
+def _in_item(words: list[str], item_words: set[str]) -> bool:
+    return bool(words) and all(w in item_words for w in words)
+
+
+def check_listener(text: str, free: str, allowed, mentions, claims) -> None:
+    """Age, place, rating and habit claims (on `free`: the text with names blanked)."""
+    band = allowed.age_band
+    lo_hi = None
+    if band:
+        m = re.fullmatch(r"(\d+)-(\d+)", band)
+        lo_hi = (int(m.group(1)), int(m.group(2))) if m else (int(band.rstrip("+")), 120)
+    have = f"listener age band: {band}" if band else "listener has no age band"
+    for m in _EXACT_AGE.finditer(free):
+        claims.bad(f'exact age "{quote(text, *m.span())}" not supported ({have})')
+    for m in _AGE_RANGE.finditer(free):
+        word = (m.group(1) or m.group(2) or m.group(3)).lower()
+        rng = _age_range(word)
+        if lo_hi and rng and lo_hi[0] <= rng[0] and rng[1] <= lo_hi[1]:
+            claims.ok()
+        else:
+            claims.bad(f'age claim "{quote(text, *m.span())}" not supported ({have})')
+    for m in _BAND_RE.finditer(free):
+        if not re.search(r"\b(?:aged?|ages|readers|listeners|fans|band|year[\s-]*olds?)\b",
+                         free[max(0, m.start() - 20):m.end() + 12], re.IGNORECASE):
+            continue
+        lo, hi = int(m.group(1) or m.group(3)), int(m.group(2) or 120)
+        if lo_hi and (lo, hi) == lo_hi:
+            claims.ok()
+        else:
+            claims.bad(f'age band "{m.group(0)}" not supported ({have})')
+    _check_places(text, free, allowed, claims)
+    _check_ratings(text, free, allowed, mentions, claims)
+    rx = _habit_re()
+    if rx is not None:
+        for m in rx.finditer(free):
+            if _in_item(name_tokens(m.group(0)), allowed.item_words):
+                continue
+            claims.bad(f'invented listener habit or event "{quote(text, *m.span())}" '
+                       "(the listener record has no such fact)")
+
+
+def _age_range(word: str) -> tuple[int, int] | None:
+    if word in _DECADE_AGE:
+        return _DECADE_AGE[word]
+    if re.fullmatch(r"[2-8]0s", word):
+        d = int(word[0]) * 10
+        return d, d + 9
+    if word in ("twenty", "thirty", "forty", "fifty", "sixty"):
+        d = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60}[word]
+        return d, d + 9
+    if word.startswith("teen"):
+        return 13, 19
+    return None  # generations: never a fact of the record
+
+
+def _check_places(text: str, free: str, allowed, claims) -> None:
+    alias, cities, rx = _places()
+    if rx is None:
+        return
+    mine = alias.get(" ".join(name_tokens(allowed.country or "")), " ".join(name_tokens(allowed.country or "")))
+    for m in rx.finditer(free):
+        shown = m.group(0)
+        if not shown[0].isupper():
+            continue  # "english" lower-case: a language, a word; proper nouns are capitalised
+        key = " ".join(name_tokens(shown))
+        if _in_item(key.split(), allowed.item_words):
+            claims.ok()
+            continue
+        if key in cities:
+            claims.bad(f'place "{shown}" not supported (a city; the listener record has only a country'
+                       f'{": " + allowed.country if allowed.country else ", and none here"})')
+            continue
+        if mine and alias.get(key) == mine:
+            claims.ok()
+            continue
+        have = f"listener country: {allowed.country}" if allowed.country else "listener has no country"
+        claims.bad(f'place "{quote(text, *m.span())}" not supported ({have})')
+
+
+def _check_ratings(text: str, free: str, allowed, mentions, claims) -> None:
+    scale = allowed.rating_scale or 10
+    ratings = allowed.ratings
+    near = {src.split(":")[0] for _, _, srcs in mentions for src in srcs if src.startswith("hist")}
+    pool = [r for tag, r in ratings if tag in near] or [r for _, r in ratings]
+    found = False
+    for m in _RATING_NUM.finditer(free):
+        n, of = float(m.group(1)), float(m.group(2))
+        if of <= 0 or n > of:
+            continue
+        found = True
+        if any(abs(n / of * scale - r) < 0.01 for r in pool):
+            claims.ok()
+        else:
+            claims.bad(f'rating "{quote(text, *m.span())}" not in the listener\'s history ratings '
+                       f'({_show(ratings, scale)})')
+    for m in _STARS.finditer(free):
+        raw = m.group(1).lower()
+        n = float(_NUM_WORDS.get(raw, raw)) if raw in _NUM_WORDS or re.fullmatch(r"[\d.]+", raw) else None
+        if n is None or n > 5:
+            continue
+        found = True
+        if any(abs(n / 5 * scale - r) < 0.01 for r in pool):
+            claims.ok()
+        else:
+            claims.bad(f'rating "{quote(text, *m.span())}" not in the listener\'s history ratings '
+                       f'({_show(ratings, scale)})')
+    if found:
+        return
+    for m in _RATING_WORD.finditer(free):
+        if not ratings:
+            claims.bad(f'rating claim "{quote(text, *m.span())}" but the listener\'s history has no ratings')
+            return
+        window = free[max(0, m.start() - 30):m.end() + 40]
+        if _HIGH.search(window) and max(pool) < 0.7 * scale:
+            claims.bad(f'rating claim "{quote(text, *m.span())}" not supported (history ratings '
+                       f'{_show(ratings, scale)})')
+        else:
+            claims.ok()
+        return
+
+
+def _show(ratings, scale: int) -> str:
+    if not ratings:
+        return "none"
+    return ", ".join(f"{r:g}/{scale}" for _, r in ratings[:5])

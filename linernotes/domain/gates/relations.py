@@ -1,0 +1,115 @@
+"""Relations between allowed names. Each name may be a fact on its own (the
+listener's history artist, the item's title) while the pair is false: "X's Y",
+"Y by X", "Y from Z", "hosted by X", "X's latest", "a classic Austen novel" must
+hold for one and the same item (the recommended one, or one history entry).
+
+Mentions come from the name checks as (first token, end token, sources); a
+source is "item:title", "item:creator", "item:collection", "item:composer",
+"hist3:title", "hist3:creator", "country" (allowed.py)."""
+
+from __future__ import annotations
+
+import re
+
+from linernotes.domain.gates.tokens import Tok, quote
+
+_CREATOR = ("creator", "composer")
+_WORK = ("title", "collection")
+# words that may sit between "X's" and the title it owns ("Led Zeppelin's classic The Rover")
+_FILLER = frozenset("""
+a an the classic new latest early late own signature famous beloved haunting gorgeous moody bright dark
+track song tune cut single number album record lp ep novel book read story tale memoir podcast show
+series epic ballad anthem gem opus debut hit standout masterpiece title take version
+""".split())
+_ITEM_NOUN = re.compile(r"^[\s-]*(?:[\w-]+\s+){0,1}(novel|book|read|memoir|story|tale|track|song|tune|cut|"
+                        r"single|record|album|lp|ep|ballad|anthem|classic|podcast|show|episode|thriller|"
+                        r"mystery|romance|saga|release|offering|title|number|jam|epic)\b", re.IGNORECASE)
+_ARTICLE_BEFORE = re.compile(r"(?:^|\W)(?:a|an|this|another|one\s+more|the\s+(?:new|latest))"
+                             r"(?:\s+[\w-]+){0,2}\s*$", re.IGNORECASE)
+_LATEST = re.compile(r"^\s*(?:latest|newest|new|next|most\s+recent|recent|brand[\s-]new)\b", re.IGNORECASE)
+_BY = re.compile(r"^[\s,\"“”'‘’(]*(?:(?:a|an|the|another)\s+)?(?:[\w-]+\s+){0,3}?"
+                 r"(written|hosted|performed|sung|composed|penned|recorded|co-hosted|by)(?:\s+by)?\s*[\"“‘']?$",
+                 re.IGNORECASE)
+_FROM = re.compile(r"^[\s,\"“”'‘’)]*(?:(?:taken|lifted|pulled|culled)\s+)?(?:from|off|on)\s+"
+                   r"(?:the\s+|their\s+|his\s+|her\s+|its\s+)?(?:[\w-]+\s+){0,1}?"
+                   r"(?:(?:album|record|lp|ep|disc|compilation|collection|set|release)\s+)?[\"“‘']?$", re.IGNORECASE)
+_HOSTED = re.compile(r"\b(hosted|co-hosted|narrated|presented|read)\s+by\s*[\"“]?$", re.IGNORECASE)
+
+
+def _entities(srcs: set[str], roles: tuple[str, ...]) -> set[str]:
+    return {s.split(":")[0] for s in srcs if ":" in s and s.split(":")[1] in roles}
+
+
+def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, set[str]]], claims) -> None:
+    ms = sorted({(s, e): srcs for s, e, srcs in mentions}.items())
+    for idx, ((s, e), srcs) in enumerate(ms):
+        a_start, a_end = toks[s].start, toks[e - 1].end
+        before = text[:a_start]
+        after = text[a_end:]
+        possessive = bool(re.search(r"['’]s?$", toks[e - 1].text)) or bool(re.match(r"['’]s?\b", after))
+        nxt = ms[idx + 1] if idx + 1 < len(ms) else None
+        # "hosted by X", "narrated by X": X must be the item's own host/creator
+        hb = _HOSTED.search(before)
+        if hb and not _entities(srcs, _CREATOR) & {"item"}:
+            claims.bad(f'relation "{quote(text, hb.start(), a_end, 0)}" does not hold: not this item\'s '
+                       f'{"host" if "host" in hb.group(1).lower() else "creator"}')
+            continue
+        if nxt is not None:
+            (s2, e2), srcs2 = nxt
+            gap = text[a_end:toks[s2].start]
+            span = f'"{text[a_start:toks[e2 - 1].end]}"'
+            # "X's Y": a creator owning a work
+            if possessive and _entities(srcs, _CREATOR) and _entities(srcs2, _WORK) and _filler_gap(gap):
+                if not _entities(srcs, _CREATOR) & _entities(srcs2, _WORK):
+                    claims.bad(f"relation {span} does not hold: {_who(srcs)} is not the creator of {_what(srcs2)}")
+                else:
+                    claims.ok()
+                continue
+            # "Y by X"
+            if _BY.match(gap) and _entities(srcs, _WORK) and _entities(srcs2, _CREATOR):
+                if not _entities(srcs, _WORK) & _entities(srcs2, _CREATOR):
+                    claims.bad(f"relation {span} does not hold: {_what(srcs)} is not by {_who(srcs2)}")
+                else:
+                    claims.ok()
+                continue
+            # "Y from Z": a track and its album
+            if _FROM.match(gap) and _entities(srcs, ("title",)) and "country" not in srcs2 \
+                    and _entities(srcs2, _WORK + _CREATOR):
+                titles = _entities(srcs, ("title",))
+                if _entities(srcs2, ("collection",) + _CREATOR) & titles:
+                    claims.ok()
+                else:
+                    claims.bad(f"relation {span} does not hold: {_what(srcs)} is not on or by {_what(srcs2)}")
+                continue
+        creators = _entities(srcs, _CREATOR)
+        if not creators or "item" in creators:
+            continue
+        # "X's latest", "X's new album": said of the recommended item
+        if possessive and _LATEST.match(re.sub(r"^['’]s?", "", after)):
+            claims.bad(f'relation "{quote(text, a_start, a_end + 10, 0)}" does not hold: '
+                       f"{_who(srcs)} is not the creator of this item")
+            continue
+        # "a classic Austen novel", "another Ben Elton read": the item is said to be theirs
+        if not possessive and _ARTICLE_BEFORE.search(before) and _ITEM_NOUN.match(after) \
+                and (nxt is None or toks[nxt[0][0]].start - a_end > 25):
+            m = _ITEM_NOUN.match(after)
+            claims.bad(f'relation "{quote(text, a_start, a_end + m.end(), 12)}" does not hold: '
+                       f"{_who(srcs)} is not the creator of this item")
+
+
+def _filler_gap(gap: str) -> bool:
+    words = re.findall(r"[\w-]+", re.sub(r"^['’]s?", "", gap).lower())
+    rest = re.sub(r"[\w\s\-'’\"“”‘,:]", "", gap)
+    return len(words) <= 3 and all(w in _FILLER for w in words) and not rest
+
+
+def _who(srcs: set[str]) -> str:
+    ents = _entities(srcs, _CREATOR)
+    return "the item's creator" if "item" in ents else "a history creator" if ents else "that name"
+
+
+def _what(srcs: set[str]) -> str:
+    ents = _entities(srcs, _WORK)
+    if "item" in ents:
+        return "the item" if any(s == "item:title" for s in srcs) else "the item's album"
+    return "a history title" if ents else "that name"
