@@ -135,26 +135,56 @@ class DPOStageConfig:
 
 @dataclass
 class EvalConfig:
-    """Report card: base vs tuned on held-out (item, listener) pairs + the MMLU guardrail."""
+    """Report card: base, tuned and teacher on held-out (item, listener) pairs, a pairwise judge,
+    the multiple-choice guardrail (MMLU, HellaSwag, ARC, PIQA) and a general-chat check.
+
+    Costs on the 2-core box are in finetune/evaluate.py's docstring; every stage has a size here
+    (0 skips it) so the demo can fit its budget."""
 
     name: str = "eval"
     run: str | None = None  # finetune or dpo run folder (its adapter/); default: the newest
     catalog_dir: str | None = None  # default: the ingested catalog (LINERNOTES_HOME/catalog)
     item_types: list[str] = field(default_factory=lambda: ["music", "book", "podcast"])
-    n_per_type: int = 4  # held-out (item, listener) pairs per item type
+    n_per_type: int = 50  # held-out (item, listener) pairs per item type
     seed: int = 101  # held-out pairs are planned with this seed, then any training item is excluded
     max_new_tokens: int = 96
     batch_size: int = 8
-    mmlu_n: int = 100  # 0 skips the guardrail
-    mmlu_seed: int = 0
-    judge_base_url: str | None = None  # an OpenAI-compatible teacher endpoint; none: no judge score
+    # teacher notes for the same pairs: "auto" (the synth run's first attempts where it has the
+    # pair, the endpoint for the rest), "synth" (only those), "generate" (endpoint only), "none"
+    teacher: str = "auto"
+    synth_run: str | None = None  # default: the newest complete synth run
+    teacher_backend: str = "llamacpp"  # a synth backend (synth/backends.py); llamacpp: the embedded teacher
+    teacher_base_url: str | None = None  # a running OpenAI-compatible teacher instead of starting one
+    teacher_model: str | None = None
+    teacher_api_key_env: str | None = None  # env var holding the key for teacher_base_url
+    teacher_concurrency: int = 2
+    # pairwise judge (finetune/judge.py): pairs judged per comparison (tuned vs base, tuned vs
+    # teacher), each asked twice with positions swapped; 0 skips it. Default judge: the teacher endpoint.
+    judge_n: int = 150
+    judge_base_url: str | None = None
     judge_model: str | None = None
     judge_api_key_env: str = "OPENAI_API_KEY"
+    # guardrail (finetune/guardrail.py + finetune/mmlu.py), base vs tuned
+    mmlu_n: int = 100  # 0 skips MMLU
+    mmlu_seed: int = 0
+    guardrail_tasks: list[str] = field(default_factory=lambda: ["hellaswag", "arc_easy", "arc_challenge", "piqa"])
+    guardrail_n: int = 100  # questions per task; 0 skips them
+    guardrail_seed: int = 0
+    # general-chat check (finetune/chat_check.py): prompts (of 50) and tokens per answer; 0 skips it
+    chat_n: int = 50
+    chat_max_new_tokens: int = 96
+    examples: int = 6  # notes shown side by side in the report
     num_threads: int = 0
 
     def __post_init__(self) -> None:
         if self.n_per_type < 1:
             raise ValueError(f"config field 'n_per_type': expected >= 1, got {self.n_per_type!r}")
+        if self.teacher not in ("auto", "synth", "generate", "none"):
+            raise ValueError(f"config field 'teacher': expected auto | synth | generate | none, got {self.teacher!r}")
+        for name in ("judge_n", "mmlu_n", "guardrail_n", "chat_n"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"config field {name!r}: expected >= 0, got {getattr(self, name)!r}")
 
     def fingerprint(self) -> str:
-        return fingerprint(self, drop=("run", "num_threads"))
+        return fingerprint(self, drop=("run", "num_threads", "teacher_api_key_env", "judge_api_key_env",
+                                       "teacher_concurrency"))

