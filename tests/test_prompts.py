@@ -38,10 +38,12 @@ def test_messages_shape_and_few_shot():
     msgs = builder.messages(_item(), _listener())
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert "song" in msgs[0]["content"] and "30 words" in msgs[0]["content"]
-    # few-shot answers are the editors' JSON answers, music examples first
-    first_answer = json.loads(msgs[2]["content"])
-    assert "explanation" in first_answer and "facts_used" in first_answer
-    assert "Metallica" in msgs[1]["content"]
+    # few-shot turns are the editors' music examples (data, then their JSON answer)
+    music = {json.dumps(g.answer, ensure_ascii=False) for g in builder.golden if g.item_type == "music"}
+    for user, answer in ((msgs[1], msgs[2]), (msgs[3], msgs[4])):
+        assert answer["content"] in music
+        assert json.loads(user["content"][user["content"].index("{"):user["content"].rindex("}") + 1]
+                          )["recommended_item"]["type"] == "music"
     block = msgs[-1]["content"]
     payload = json.loads(block[block.index("{"):block.rindex("}") + 1])
     assert payload["recommended_item"]["creator"] == "AC/DC"
@@ -95,11 +97,34 @@ def test_golden_examples_editable_file(tmp_path):
                     "  answer: {explanation: 'Read A.', facts_used: [A]}\n")
     golden = load_golden(path)
     builder = PromptBuilder(PromptTemplate.load(), golden, few_shot=1)
-    msgs = builder.messages(_item(), _listener())
+    msgs = builder.messages(_item(item_id="book:1", item_type="book"), _listener())
     assert json.loads(msgs[2]["content"])["explanation"] == "Read A."
+    # a song gets no book example: zero-shot rather than another type's shot
+    assert [m["role"] for m in builder.messages(_item(), _listener())] == ["system", "user"]
     path.write_text("- item_type: book\n  item: {title: A}\n")
     with pytest.raises(ValueError, match="entry 0"):
         load_golden(path)
+
+
+@pytest.mark.parametrize("item_type", ["music", "book", "podcast"])
+def test_shots_come_from_the_same_type_and_rotate(item_type):
+    builder = PromptBuilder.default(few_shot=2)
+    same = [g for g in builder.golden if g.item_type == item_type]
+    assert len(same) >= 5, f"only {len(same)} golden {item_type} examples"
+    seen = set()
+    for i in range(40):
+        shots = builder.examples_for(item_type, f"{item_type}:row{i}")
+        assert len(shots) == 2 and len({id(g) for g in shots}) == 2
+        assert all(g.item_type == item_type for g in shots)
+        assert shots == builder.examples_for(item_type, f"{item_type}:row{i}")  # deterministic
+        seen.add(tuple(g.answer["explanation"] for g in shots))
+    assert len(seen) >= 3, "shots do not vary across rows"
+    # the example written for an item is never shown when that item is the row
+    for g in same:
+        assert g.id and all(s.id != g.id for s in builder.examples_for(item_type, g.id))
+    # rotation off: one fixed prefix for every row of the type
+    fixed = PromptBuilder(builder.template, builder.golden, 2, rotate_shots=False)
+    assert len({tuple(map(id, fixed.examples_for(item_type, f"x{i}"))) for i in range(20)}) == 1
 
 
 def test_golden_examples_pass_the_gates():

@@ -7,8 +7,13 @@ control tokens (`<|im_start|>`, `<|endoftext|>`, `<tool_call>`, ...) are broken
 with a visible space (`linernotes.records.clean_field_text`, the same rule the
 record types apply) so the tokenizer never sees a special token inside the data. The instruction
 parts of the request (system message, the user text around the block, the
-few-shot turns) depend only on the template, the item type and the examples,
-never on catalog content; tests/test_prompts.py checks exactly that.
+few-shot turns) depend only on the template, the item type, the examples and
+(for which examples) a hash of the item id, never on catalog text;
+tests/test_prompts.py checks exactly that.
+
+Few-shot turns come from the row's own item type only (a book note never sees
+a song's example), and which of that type's examples is rotated per row by a
+hash of the item id, so a teacher cannot lock onto one example's wording.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class GoldenExample:
     item: dict[str, Any]
     listener: dict[str, Any]
     answer: dict[str, Any]
+    id: str | None = None  # the catalog item it was written for (never a shot for that item)
 
 
 def load_golden(path: str | Path | None = None) -> list[GoldenExample]:
@@ -91,7 +97,7 @@ def load_golden(path: str | Path | None = None) -> list[GoldenExample]:
             if not isinstance(answer.get("explanation"), str):
                 raise KeyError("answer.explanation")
             examples.append(GoldenExample(entry["item_type"], entry["item"],
-                                          entry.get("listener", {}), answer))
+                                          entry.get("listener", {}), answer, entry.get("id")))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"golden examples {path}: entry {i} lacks {exc}") from exc
     return examples
@@ -142,6 +148,7 @@ class PromptBuilder:
     template: PromptTemplate
     golden: list[GoldenExample] = field(default_factory=list)
     few_shot: int = 2
+    rotate_shots: bool = True
 
     @classmethod
     def default(cls, template_path=None, golden_path=None, few_shot: int = 2,
@@ -153,10 +160,19 @@ class PromptBuilder:
         """[system, user] only: the prompt the student is fine-tuned on, evaluated and served with."""
         return cls(PromptTemplate.load(template_path, max_words), [], 0)
 
-    def examples_for(self, item_type: str) -> list[GoldenExample]:
-        same = [g for g in self.golden if g.item_type == item_type]
-        other = [g for g in self.golden if g.item_type != item_type]
-        return (same + other)[: self.few_shot]
+    def examples_for(self, item_type: str, item_id: str | None = None) -> list[GoldenExample]:
+        """`few_shot` examples of item_type only (fewer if it has fewer; none of another type).
+
+        With rotate_shots, a window over that type's examples starts at a hash of
+        item_id, so rows see different (deterministic) shots; the example written
+        for item_id itself is never one of them."""
+        same = [g for g in self.golden if g.item_type == item_type and (item_id is None or g.id != item_id)]
+        if not same or self.few_shot <= 0:
+            return []
+        start = 0
+        if self.rotate_shots and item_id is not None:
+            start = int.from_bytes(hashlib.sha256(item_id.encode()).digest()[:4], "big") % len(same)
+        return [same[(start + i) % len(same)] for i in range(min(self.few_shot, len(same)))]
 
     def system_message(self, item_type: str) -> str:
         return self.template.system.format(item_noun=ITEM_NOUN.get(item_type, "item"),
@@ -168,7 +184,7 @@ class PromptBuilder:
 
     def messages(self, item: Item, listener: Listener) -> list[dict[str, str]]:
         msgs = [{"role": "system", "content": self.system_message(item.item_type)}]
-        for ex in self.examples_for(item.item_type):
+        for ex in self.examples_for(item.item_type, item.item_id):
             msgs.append({"role": "user", "content": self.user_message(ex.item, ex.listener)})
             msgs.append({"role": "assistant",
                          "content": json.dumps(ex.answer, ensure_ascii=False)})
