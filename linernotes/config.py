@@ -49,6 +49,12 @@ class SynthConfig:
     temperature: float = 0.7
     top_p: float = 0.95
     max_new_tokens: int = 128
+    # generate, check, revise (synth/revise.py): candidates per (item, listener), candidate k
+    # sampled with seed + k; the gates choose. revise: pairs with no passing candidate get
+    # up to max_revisions rounds where the teacher sees its best failing answer + the gates' reasons.
+    n_candidates: int = 1
+    revise: bool = False
+    max_revisions: int = 1
     # prompt
     template: str | None = None  # default: linernotes/domain/templates/explain_v1.yaml
     golden_examples: str | None = None  # default: linernotes/domain/data/golden_examples.yaml
@@ -60,9 +66,14 @@ class SynthConfig:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the output (not where it is written)."""
-        # `task` at its default is left out, so runs made before the field existed keep their names.
+        # Fields at their defaults are left out (`task`, `n_candidates`, `revise`, `max_revisions`),
+        # so runs made before the fields existed keep their names.
+        at_default = tuple(k for k, default in (("task", "explain"), ("n_candidates", 1),
+                                                 ("revise", False)) if getattr(self, k) == default)
+        if not self.revise or self.max_revisions == 1:  # no effect without revise
+            at_default += ("max_revisions",)
         return fingerprint(self, drop=("runs_dir", "run_name", "base_url", "api_key_env", "concurrency",
-                                       "server_threads") + (("task",) if self.task == "explain" else ()))
+                                       "server_threads") + at_default)
 
 
 @dataclass

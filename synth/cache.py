@@ -8,7 +8,8 @@ same served name at another GGUF never returns the first model's answers.
 Each completed call is committed on its own (SQLite, WAL), with token counts
 and latency, the moment it returns, so a run killed with SIGKILL loses at most
 the calls in flight; the rerun finds every completed call here and repeats
-none. `events` is an append-only log (one row per lookup: hit or miss) that
+none. Candidate k and revision r of one (item, listener) are distinct entries
+(`attempt_sampling`). `events` is an append-only log (one row per lookup: hit or miss) that
 lets tests and manifests prove it.
 """
 
@@ -57,6 +58,21 @@ def call_key(backend: str, model: str, messages: Any, sampling: dict[str, Any],
                        "messages": messages, "sampling": sampling, "schema": schema},
                       sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def attempt_sampling(sampling: dict[str, Any], attempt: int) -> dict[str, Any]:
+    """Sampling params of attempt `attempt` of one request (synth/revise.py): candidate k
+    is attempt k, revision round r of n candidates is attempt n + r. Attempt 0 is the
+    plain request (its key is the one runs without candidates used); attempt a > 0
+    is sampled with seed + a and keyed with `attempt`, so every attempt is its own
+    cache entry even when no seed is sent."""
+    if not attempt:
+        return dict(sampling)
+    out = dict(sampling)
+    if out.get("seed") is not None:
+        out["seed"] = out["seed"] + attempt
+    out["attempt"] = attempt
+    return out
 
 
 # ---------------------------------------------------------------- model identity

@@ -19,17 +19,19 @@ from typing import TYPE_CHECKING, Any, Optional
 from distilabel.models.llms.base import LLM, AsyncLLM
 from pydantic import PrivateAttr
 
-from synth.cache import CallCache, call_key, model_identity
+from synth.cache import CallCache, attempt_sampling, call_key, model_identity
 
 if TYPE_CHECKING:
     from distilabel.typing import FormattedInput, GenerateOutput
 
 
-def _output(text: str | None, input_tokens: int | None, output_tokens: int | None) -> "GenerateOutput":
-    # Cache status, latency and finish reason are not passed through distilabel:
-    # the parse step looks them up in the cache by the same key.
-    return {"generations": [text], "statistics": {"input_tokens": [input_tokens or 0],
-                                                  "output_tokens": [output_tokens or 0]}}
+def _outputs(outs: list[tuple[str | None, int | None, int | None]]) -> "GenerateOutput":
+    """(text, input tokens, output tokens) per candidate -> one GenerateOutput.
+    Cache status, latency and finish reason are not passed through distilabel:
+    the parse step looks them up in the cache by the same key."""
+    return {"generations": [o[0] for o in outs],
+            "statistics": {"input_tokens": [o[1] or 0 for o in outs],
+                           "output_tokens": [o[2] or 0 for o in outs]}}
 
 
 class CachedOpenAILLM(AsyncLLM):
@@ -49,6 +51,8 @@ class CachedOpenAILLM(AsyncLLM):
     # None: base URL + served name (a remote endpoint); backends that start a
     # server over a local file pass that file's fingerprint.
     model_identity: Optional[str] = None
+    # Candidate k of a request is attempt attempt_offset + k (a revision round sets it).
+    attempt_offset: int = 0
 
     _client: Any = PrivateAttr(default=None)
     _cache: Optional[CallCache] = PrivateAttr(default=None)
@@ -78,27 +82,35 @@ class CachedOpenAILLM(AsyncLLM):
         top_p: float = 0.95,
         seed: Optional[int] = None,
     ) -> "GenerateOutput":
-        sampling = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                    "seed": seed}
+        """`num_generations` candidates, candidate k as attempt attempt_offset + k
+        (its own seed and cache entry: synth.cache.attempt_sampling), sent concurrently."""
+        import asyncio
+
+        base = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+                "seed": seed}
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_in_flight)
+        outs = await asyncio.gather(*(self._one(input, attempt_sampling(base, self.attempt_offset + k))
+                                      for k in range(max(num_generations, 1))))
+        return _outputs(outs)
+
+    async def _one(self, input: "FormattedInput", sampling: dict[str, Any]
+                   ) -> tuple[str | None, int | None, int | None]:
         key = call_key(self.backend, self.model, input, sampling, self.response_schema,
                        identity=self._identity())
         assert self._cache is not None
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.log(key, self.run_id, "hit")
-            return _output(hit.output, hit.input_tokens, hit.output_tokens)
+            return hit.output, hit.input_tokens, hit.output_tokens
         kwargs: dict[str, Any] = {"model": self.model, "messages": input,
-                                  "max_tokens": max_new_tokens, "temperature": temperature,
-                                  "top_p": top_p}
-        if seed is not None and self.send_seed:
-            kwargs["seed"] = seed
+                                  "max_tokens": sampling["max_tokens"],
+                                  "temperature": sampling["temperature"], "top_p": sampling["top_p"]}
+        if sampling.get("seed") is not None and self.send_seed:
+            kwargs["seed"] = sampling["seed"]
         if self.response_schema is not None:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "liner_note", "schema": self.response_schema}}
-        if self._slots is None:
-            import asyncio
-
-            self._slots = asyncio.Semaphore(self.max_in_flight)
         try:
             async with self._slots:
                 start = time.perf_counter()
@@ -107,7 +119,7 @@ class CachedOpenAILLM(AsyncLLM):
             # Keep the row (generation None, error logged): one failed call must
             # not void its batch, and a rerun retries it since nothing was cached.
             self._cache.log(key, self.run_id, "error", f"{type(exc).__name__}: {exc}"[:500])
-            return _output(None, None, None)
+            return None, None, None
         latency = time.perf_counter() - start
         choice = resp.choices[0]
         text = choice.message.content
@@ -117,7 +129,7 @@ class CachedOpenAILLM(AsyncLLM):
         self._cache.put(key, self.backend, self.model, {"messages": input, **sampling}, text,
                         choice.finish_reason, in_tok, out_tok, latency)
         self._cache.log(key, self.run_id, "miss")
-        return _output(text, in_tok, out_tok)
+        return text, in_tok, out_tok
 
 
 class InProcessVLLM(LLM):
@@ -136,6 +148,7 @@ class InProcessVLLM(LLM):
     gpu_memory_utilization: float = 0.85
     dtype: str = "auto"
     model_identity: Optional[str] = None  # None: fingerprint of `model` when it is a local path
+    attempt_offset: int = 0  # as CachedOpenAILLM: candidate k is attempt attempt_offset + k
 
     _llm: Any = PrivateAttr(default=None)
     _cache: Optional[CallCache] = PrivateAttr(default=None)
@@ -172,37 +185,42 @@ class InProcessVLLM(LLM):
     ) -> list["GenerateOutput"]:
         from vllm import SamplingParams
 
-        sampling = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                    "seed": seed}
+        base = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+                "seed": seed}
         assert self._cache is not None
         identity = self._identity()
-        keys = [call_key(self.backend, self.model, inp, sampling, self.response_schema,
-                         identity=identity) for inp in inputs]
-        results: dict[int, "GenerateOutput"] = {}
+        n = max(num_generations, 1)
+        samplings = [attempt_sampling(base, self.attempt_offset + k) for k in range(n)]
+        # One entry per (input, candidate); each has its own seed and cache key.
+        jobs = [(i, k) for i in range(len(inputs)) for k in range(n)]
+        keys = {(i, k): call_key(self.backend, self.model, inputs[i], samplings[k],
+                                 self.response_schema, identity=identity) for i, k in jobs}
+        results: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
         todo = []
-        for i, key in enumerate(keys):
-            hit = self._cache.get(key)
+        for job in jobs:
+            hit = self._cache.get(keys[job])
             if hit is None:
-                todo.append(i)
+                todo.append(job)
                 continue
-            self._cache.log(key, self.run_id, "hit")
-            results[i] = _output(hit.output, hit.input_tokens, hit.output_tokens)
+            self._cache.log(keys[job], self.run_id, "hit")
+            results[job] = (hit.output, hit.input_tokens, hit.output_tokens)
         if todo:
             extra: dict[str, Any] = {}
             if self.response_schema is not None:
                 from vllm.sampling_params import StructuredOutputsParams
                 extra["structured_outputs"] = StructuredOutputsParams(json=self.response_schema)
-            params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature,
-                                    top_p=top_p, seed=seed, **extra)
+            params = [SamplingParams(max_tokens=max_new_tokens, temperature=temperature,
+                                     top_p=top_p, seed=samplings[k].get("seed"), **extra)
+                      for _, k in todo]
             start = time.perf_counter()
-            outs = self._llm.chat([inputs[i] for i in todo], params, use_tqdm=False)
+            outs = self._llm.chat([inputs[i] for i, _ in todo], params, use_tqdm=False)
             latency = (time.perf_counter() - start) / len(todo)  # batch: per-row share
-            for i, out in zip(todo, outs):
+            for (i, k), out in zip(todo, outs):
                 comp = out.outputs[0]
                 in_tok, out_tok = len(out.prompt_token_ids or []), len(comp.token_ids)
-                self._cache.put(keys[i], self.backend, self.model,
-                                {"messages": inputs[i], **sampling}, comp.text, comp.finish_reason,
-                                in_tok, out_tok, latency)
-                self._cache.log(keys[i], self.run_id, "miss")
-                results[i] = _output(comp.text, in_tok, out_tok)
-        return [results[i] for i in range(len(inputs))]
+                self._cache.put(keys[(i, k)], self.backend, self.model,
+                                {"messages": inputs[i], **samplings[k]}, comp.text,
+                                comp.finish_reason, in_tok, out_tok, latency)
+                self._cache.log(keys[(i, k)], self.run_id, "miss")
+                results[(i, k)] = (comp.text, in_tok, out_tok)
+        return [_outputs([results[(i, k)] for k in range(n)]) for i in range(len(inputs))]
