@@ -78,11 +78,30 @@ def _mmlu_section(eval_json: Mapping[str, Any] | None) -> list[str]:
               f"| delta | {_fmt(delta)}{f' (95% CI {_fmt(ci)})' if ci is not None else ''} |", ""]
     if n is not None:
         lines += [f"Questions: {n}.", ""]
+    lines += _other_guardrails(eval_json)
     extra = {k: v for k, v in mmlu.items() if k not in ("before", "after", "base", "tuned", "delta", "ci95",
                                                        "delta_ci95", "n", "n_questions")}
     if extra:
         lines += ["<details><summary>More</summary>", "", "```json",
                   json.dumps(extra, indent=1, ensure_ascii=False, default=str), "```", "</details>", ""]
+    return lines
+
+
+def _other_guardrails(eval_json: Mapping[str, Any]) -> list[str]:
+    """The report's headline verdict and the HellaSwag / ARC / PIQA deltas, when it has them."""
+    lines: list[str] = []
+    head = eval_json.get("headline")
+    if isinstance(head, Mapping) and head.get("verdict"):
+        lines += [f"Report-card headline: {head['verdict']}", ""]
+    tasks = eval_json.get("guardrail")
+    if isinstance(tasks, Mapping) and tasks:
+        lines += ["| task | n | base | fine-tuned | delta (95% CI) | within CI of 0 |", "|---|---|---|---|---|---|"]
+        for task, g in tasks.items():
+            if isinstance(g, Mapping):
+                lines.append(f"| {task} | {g.get('n')} | {_fmt(g.get('before'))} | {_fmt(g.get('after'))} | "
+                             f"{_fmt(g.get('delta'))} ({_fmt(g.get('ci95'))}) | "
+                             f"{'yes' if g.get('within_ci_of_0') else 'no'} |")
+        lines.append("")
     return lines
 
 
