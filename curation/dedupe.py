@@ -14,7 +14,10 @@ near      MinHash (datasketch's affine32 permutations over `config.shingle`
           least `minhash_threshold`.
 semantic  cosine of L2-normalised embeddings from a nearest-neighbour search:
           FAISS IndexFlatIP up to FLAT_MAX vectors, IndexHNSWFlat above, `semantic_k`
-          neighbours per text; pairs with cosine >= `semantic_threshold`.
+          neighbours per text; pairs with cosine >= `semantic_threshold`, and pairs
+          about the same item with cosine >= `claim_threshold` whose claim
+          signatures match (curation/claim_signature.py: same history ties,
+          numbers, country, album): paraphrases reword, they do not change claims.
 
 Entity-awareness (`config.entity_aware`, default on): explanations about different
 items are never duplicates, however alike the wording. Every stage then compares
@@ -48,15 +51,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import time
-import unicodedata
-from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
+from curation.lexical import (  # noqa: F401 (re-exported: diversity, tests and bench import them from here)
+    EMPTY_HASH, LSH_BUCKET_CAP, _as_text, _hashfunc_for_datasketch, _parse_shingle, jaccard_estimate,
+    lsh_candidates, lsh_params, minhash_signatures, normalize_text, shingle_hash32, shingles,
+)
+from curation.knn import FLAT_MAX, HNSW_EF_CONSTRUCTION, HNSW_M, SMALL_BLOCK, knn_edges  # noqa: F401 (re-exported)
 from linernotes.jsoncol import loads_obj
 
 log = logging.getLogger(__name__)
@@ -64,269 +69,6 @@ log = logging.getLogger(__name__)
 STAGES = ("exact", "near", "semantic")
 MINHASH_FLOOR = 0.5  # candidate Jaccard kept at build time (apply above it is free)
 SEMANTIC_FLOOR = 0.80  # kNN edges kept at build time
-SMALL_BLOCK = 64  # entity blocks up to this size: every pair compared exactly
-# exact FAISS inner-product index up to FLAT_MAX vectors, HNSW above. Measured on 20k
-# real explanation embeddings, 2 busy cores: flat 13.4 s (n^2); HNSW M=16/efC=40/efS=32
-# 0.7 s build + 1.0 s search with 99.99% of the flat index's cos>=0.85 edges
-# (M=32/efC=64: 1.9 + 1.5 s, 100%).
-FLAT_MAX = 5_000
-LSH_BUCKET_CAP = 64  # LSH buckets bigger than this: each member meets the next 64 only
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 40
-
-# --------------------------------------------------------------------------- text
-
-
-_QUOTES = "'\"`\u00b4\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
-_QUOTE_TABLE = str.maketrans("", "", _QUOTES)
-_PUNCT_RE = re.compile(r"[^\w\s]|_")
-
-
-def _as_text(t: Any) -> str:
-    if t is None or (isinstance(t, float) and t != t):
-        return ""
-    return str(t)
-
-
-def normalize_text(text: Any) -> str:
-    """Key of the exact stage: NFKC, lowercase, quotes/apostrophes removed, other
-    punctuation replaced by a space, whitespace collapsed."""
-    t = unicodedata.normalize("NFKC", _as_text(text)).lower().translate(_QUOTE_TABLE)
-    return " ".join(_PUNCT_RE.sub(" ", t).split())
-
-
-def _parse_shingle(spec: str) -> tuple[str, int]:
-    m = re.fullmatch(r"(word|char)(\d+)", spec.strip().lower())
-    if not m or int(m.group(2)) < 1:
-        raise ValueError(f"shingle {spec!r}: expected word<n> or char<n>, e.g. word3, char5")
-    return m.group(1), int(m.group(2))
-
-
-def shingles(norm: str, spec: str = "word3") -> list[str]:
-    """Shingles of a normalised text; a text shorter than n gives one shingle (itself)."""
-    kind, n = _parse_shingle(spec)
-    if not norm:
-        return []
-    if kind == "word":
-        toks = norm.split()
-        if len(toks) <= n:
-            return [" ".join(toks)]
-        return list(dict.fromkeys(" ".join(toks[i:i + n]) for i in range(len(toks) - n + 1)))
-    if len(norm) <= n:
-        return [norm]
-    return list(dict.fromkeys(norm[i:i + n] for i in range(len(norm) - n + 1)))
-
-
-# --------------------------------------------------------------------------- MinHash
-
-
-@lru_cache(maxsize=16)
-def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from datasketch import MinHash
-
-    a, b = MinHash(num_perm=num_perm, seed=seed).permutations  # affine32: odd a, uint32
-    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
-
-
-def shingle_hash32(values: Sequence[str]) -> np.ndarray:
-    """Deterministic 32-bit hashes of strings (pandas' SipHash, vectorised)."""
-    if not len(values):
-        return np.zeros(0, dtype=np.uint32)
-    h = pd.util.hash_array(np.asarray(values, dtype=object), categorize=False)
-    return (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-
-
-def _hashfunc_for_datasketch(b: str) -> int:
-    """The same per-shingle hash as `shingle_hash32`, for datasketch.MinHash(hashfunc=...)."""
-    return int(shingle_hash32([b])[0])
-
-
-EMPTY_HASH = np.uint32(0xFFFFFFFF)
-
-
-def minhash_signatures(texts: Iterable[Any], shingle: str = "word3", num_perm: int = 128,
-                       seed: int = 1, normalized: bool = False) -> np.ndarray:
-    """(n, num_perm) uint32 MinHash signatures, identical to
-    `datasketch.MinHash(num_perm, seed, hashfunc=_hashfunc_for_datasketch)` updated with
-    `shingles(normalize_text(text))`, computed for all texts at once with numpy.
-    Texts without shingles get all-0xFFFFFFFF (datasketch's empty value)."""
-    from datasketch.minhash import _fmix
-
-    norms = [(_as_text(t) if normalized else normalize_text(t)) for t in texts]
-    sh = [shingles(t, shingle) for t in norms]
-    n = len(sh)
-    sig = np.full((n, num_perm), EMPTY_HASH, dtype=np.uint32)
-    lens = np.fromiter((len(s) for s in sh), dtype=np.int64, count=n)
-    if n == 0 or lens.sum() == 0:
-        return sig
-    flat = [x for s in sh for x in s]
-    hv = _fmix(shingle_hash32(flat), 32)
-    a, b = _permutations(num_perm, seed)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    rows = np.flatnonzero(lens > 0)
-    budget = max(1, 4_000_000 // num_perm)  # shingles per chunk (~16 MB of uint32 per 1M cells)
-    i = 0
-    with np.errstate(over="ignore"):
-        while i < len(rows):
-            j, total = i, 0
-            while j < len(rows) and (total == 0 or total + lens[rows[j]] <= budget):
-                total += lens[rows[j]]
-                j += 1
-            chunk = rows[i:j]
-            s0 = starts[chunk[0]]
-            s1 = starts[chunk[-1]] + lens[chunk[-1]]
-            phv = hv[s0:s1, None] * a[None, :] + b[None, :]  # uint32 wraparound = mod 2^32
-            sig[chunk] = np.minimum.reduceat(phv, starts[chunk] - s0, axis=0)
-            i = j
-    return sig
-
-
-@lru_cache(maxsize=64)
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) datasketch's MinHashLSH would pick for this threshold."""
-    from datasketch.lsh import _optimal_param
-
-    return tuple(int(x) for x in _optimal_param(threshold, num_perm, 0.5, 0.5))  # type: ignore[return-value]
-
-
-def _pairs_within_runs(order: np.ndarray, run_id: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (order[p], order[p+d]) for 1 <= d <= cap where both are in the same run:
-    all pairs of runs up to cap+1 long, a sliding window in longer ones."""
-    if len(order) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    change = np.flatnonzero(np.diff(run_id)) + 1
-    bounds = np.concatenate([[0], change, [len(run_id)]])
-    longest = int(np.diff(bounds).max())
-    ii, jj = [], []
-    for d in range(1, min(cap, longest - 1) + 1):
-        same = run_id[:-d] == run_id[d:]
-        p = np.flatnonzero(same)
-        if len(p):
-            ii.append(order[p])
-            jj.append(order[p + d])
-    if not ii:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(ii).astype(np.int64), np.concatenate(jj).astype(np.int64)
-
-
-def _unique_pairs(i: np.ndarray, j: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    keep = lo != hi
-    code = np.unique(lo[keep].astype(np.int64) * n + hi[keep])
-    return code // n, code % n
-
-
-def lsh_candidates(sig: np.ndarray, threshold: float, blocks: np.ndarray | None = None,
-                   valid: np.ndarray | None = None, cap: int = LSH_BUCKET_CAP) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs (i < j) sharing at least one LSH band (banded for `threshold`),
-    within the same block when `blocks` is given."""
-    n, num_perm = sig.shape
-    bands, rows = lsh_params(threshold, num_perm)
-    idx = np.flatnonzero(valid) if valid is not None else np.arange(n)
-    if len(idx) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    block_mix = (blocks[idx].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) if blocks is not None else None
-    ii, jj = [], []
-    with np.errstate(over="ignore"):
-        for band in range(bands):
-            cols = sig[idx, band * rows:(band + 1) * rows].astype(np.uint64)
-            key = np.full(len(idx), np.uint64(band + 1) * np.uint64(0xBF58476D1CE4E5B9), dtype=np.uint64)
-            for c in range(rows):
-                key = (key ^ cols[:, c]) * np.uint64(0x94D049BB133111EB)
-                key ^= key >> np.uint64(29)
-            if block_mix is not None:
-                key ^= block_mix
-            order = np.argsort(key, kind="stable")
-            a, b = _pairs_within_runs(idx[order], key[order], cap)
-            ii.append(a)
-            jj.append(b)
-    return _unique_pairs(np.concatenate(ii), np.concatenate(jj), n)
-
-
-def jaccard_estimate(sig: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 200_000) -> np.ndarray:
-    out = np.empty(len(i), dtype=np.float32)
-    for s in range(0, len(i), chunk):
-        out[s:s + chunk] = (sig[i[s:s + chunk]] == sig[j[s:s + chunk]]).mean(axis=1)
-    return out
-
-
-# --------------------------------------------------------------------------- kNN
-
-
-def _faiss_index(vecs: np.ndarray, k: int):
-    import faiss
-
-    d = vecs.shape[1]
-    if len(vecs) <= FLAT_MAX:
-        index = faiss.IndexFlatIP(d)
-    else:
-        index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = max(32, 2 * k)
-    index.add(vecs)
-    return index
-
-
-def _search(vecs: np.ndarray, k: int, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local-index pairs (i, j, cos) among the k nearest neighbours of each vector."""
-    n = len(vecs)
-    kk = min(k + 1, n)
-    vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-    index = _faiss_index(vecs, kk)
-    sims, nbrs = index.search(vecs, kk)
-    rows = np.repeat(np.arange(n), kk)
-    nb, sm = nbrs.ravel(), sims.ravel()
-    keep = (nb >= 0) & (nb != rows) & (sm >= floor)
-    return rows[keep], nb[keep], sm[keep]
-
-
-def knn_edges(emb: np.ndarray, k: int, floor: float, blocks: np.ndarray | None = None,
-              valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edges (i < j, cosine >= floor) of the kNN graph; with `blocks`, only within a
-    block: blocks up to SMALL_BLOCK rows compare all pairs exactly, bigger ones get
-    their own FAISS index (k neighbours each). Never n x n."""
-    n = len(emb)
-    idx = np.flatnonzero(valid) if valid is not None else np.arange(n)
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
-    if len(idx) < 2:
-        return empty
-    ii, jj, ss = [], [], []
-    if blocks is None:
-        a, b, s = _search(emb[idx], k, floor)
-        ii.append(idx[a]); jj.append(idx[b]); ss.append(s)
-    else:
-        bl = blocks[idx]
-        order = np.argsort(bl, kind="stable")
-        sb = bl[order]
-        change = np.flatnonzero(np.diff(sb)) + 1
-        starts = np.concatenate([[0], change])
-        ends = np.concatenate([change, [len(sb)]])
-        sizes = ends - starts
-        # small blocks: every pair, one batched Gram matrix per block size
-        for m in np.unique(sizes[(sizes >= 2) & (sizes <= SMALL_BLOCK)]):
-            tri_i, tri_j = np.triu_indices(m, k=1)
-            all_sel = starts[sizes == m]
-            step = max(1, 65_536 // m)  # bounded memory: ~65k rows gathered at a time
-            for c in range(0, len(all_sel), step):
-                sel = all_sel[c:c + step]
-                rows_ = idx[order[sel[:, None] + np.arange(m)[None, :]]]  # (B, m) row ids
-                vec = emb[rows_]  # (B, m, d)
-                sims = np.matmul(vec, vec.transpose(0, 2, 1))[:, tri_i, tri_j]  # (B, pairs)
-                bb, pp = np.nonzero(sims >= floor)
-                ii.append(rows_[bb, tri_i[pp]]); jj.append(rows_[bb, tri_j[pp]])
-                ss.append(sims[bb, pp].astype(np.float32))
-        for st, en in zip(starts[sizes > SMALL_BLOCK], ends[sizes > SMALL_BLOCK]):
-            members = idx[order[st:en]]
-            a, b, s = _search(emb[members], k, floor)
-            ii.append(members[a]); jj.append(members[b]); ss.append(s)
-    if not ii:
-        return empty
-    i, j, s = np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    code = lo.astype(np.int64) * n + hi
-    code, first = np.unique(code, return_index=True)
-    return code // n, code % n, s[first].astype(np.float32)
-
 
 # --------------------------------------------------------------------------- frame helpers
 
@@ -397,6 +139,14 @@ def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         return np.arange(n)
     g = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
     return connected_components(g, directed=False)[1]
+
+
+def _claim_threshold(config: Any) -> float:
+    """config.claim_threshold when the config has the field, else the measured default."""
+    from curation.claim_signature import CLAIM_THRESHOLD
+
+    value = getattr(config, "claim_threshold", None)
+    return CLAIM_THRESHOLD if value is None else float(value)
 
 
 # --------------------------------------------------------------------------- result
@@ -488,7 +238,7 @@ class DedupeIndex:
         self.embeddings = None
         self._build_exact()
         self.minhash_floor = min(minhash_floor, self.config.minhash_threshold)
-        self.semantic_floor = min(semantic_floor, self.config.semantic_threshold)
+        self.semantic_floor = min(semantic_floor, self.config.semantic_threshold, _claim_threshold(self.config))
         if "near" in self.stages:
             self._build_near()
         if "semantic" in self.stages:
@@ -553,12 +303,18 @@ class DedupeIndex:
     # ------------------------------------------------------------------ apply
     def apply(self, minhash_threshold: float | None = None, semantic_threshold: float | None = None,
               exact: bool | None = None, stages: Sequence[str] | None = None,
-              report_examples: int = 5) -> DedupeResult:
+              report_examples: int = 5, claim_threshold: float | None = None,
+              descriptor_min: float | None = None) -> DedupeResult:
         """Dedupe at these thresholds (default: the config's) from the cached graph.
 
         Thresholds at or above the build floors (MinHash 0.5, cosine 0.80 by default)
         only filter cached edges (milliseconds); lower ones rebuild that stage once.
         Changing entity_aware, shingle, num_perm or semantic_k needs a new build.
+        claim_threshold: the lower cosine for same-item pairs whose claim signatures
+        match (default: config.claim_threshold if it has one, else
+        claim_signature.CLAIM_THRESHOLD); at or above semantic_threshold: off.
+        descriptor_min: the descriptor Jaccard those pairs also need (default
+        claim_signature.DESCRIPTOR_MIN).
         """
         cfg = self.config
         mh = cfg.minhash_threshold if minhash_threshold is None else float(minhash_threshold)
@@ -569,8 +325,9 @@ class DedupeIndex:
             run.remove("exact")
         if "near" in run and mh < self.minhash_floor:
             self._build_near(floor=mh)
-        if "semantic" in run and sem < self.semantic_floor:
-            self._build_semantic(floor=sem)
+        low = _claim_threshold(cfg) if claim_threshold is None else float(claim_threshold)
+        if "semantic" in run and min(sem, low) < self.semantic_floor:
+            self._build_semantic(floor=min(sem, low))
         n = self.n
         is_rep_prev = np.ones(n, dtype=bool)
         dup_stage = np.full(n, None, dtype=object)
@@ -598,9 +355,18 @@ class DedupeIndex:
             else:
                 i, j, s = self.semantic_edges
                 keep = s >= sem
+                n_claim = 0
+                if low < sem:
+                    band = np.flatnonzero((s >= low) & ~keep)
+                    if len(band):
+                        rescued = self._claim_matches(i[band], j[band], descriptor_min)
+                        keep[band[rescued]] = True
+                        n_claim = int(rescued.sum())
                 i, j = i[keep], j[keep]
                 thr = sem
                 why = f"embedding cosine >= {sem} (k={cfg.semantic_k} neighbours); {block_note}"
+                if low < sem:
+                    why += f"; or cosine >= {low}, same item and the same claims ({n_claim} pairs)"
             ei.append(i)
             ej.append(j)
             labels = _components(n, np.concatenate(ei), np.concatenate(ej))
@@ -622,6 +388,9 @@ class DedupeIndex:
                 report["kept_apart_by_entity"] = self.exact_cross_entity
             if stage == "near":
                 report["candidates"] = int(self.near_candidates)
+            if stage == "semantic":
+                report["claim_threshold"] = low if low < sem else None
+                report["claim_pairs"] = n_claim
             if stage == "semantic" and "embed" in self.build_seconds:
                 report["embed_seconds"] = round(self.build_seconds["embed"], 4)
             reports.append(report)
@@ -642,9 +411,23 @@ class DedupeIndex:
         out["kept"] = kept
         thresholds = {"exact": use_exact, "minhash_threshold": mh, "shingle": cfg.shingle,
                       "minhash_num_perm": cfg.minhash_num_perm, "semantic_threshold": sem,
-                      "semantic_k": cfg.semantic_k, "entity_aware": self.entity_aware,
+                      "semantic_k": cfg.semantic_k, "claim_threshold": low if low < sem else None,
+                      "entity_aware": self.entity_aware,
                       "entity_by": self.entity_by if self.entity_aware else None, "stages": run}
         return DedupeResult(out, reports, thresholds)
+
+    def _claim_matches(self, i: np.ndarray, j: np.ndarray, descriptor_min: float | None = None) -> np.ndarray:
+        """Same item_id and matching claim signatures, per candidate pair."""
+        from curation.claim_signature import claim_mask
+
+        if "item_id" not in self.df.columns:
+            return np.zeros(len(i), dtype=bool)
+        ids = self.df["item_id"].map(_as_text).to_numpy(dtype=object)
+        same = ids[i] == ids[j]
+        out = np.zeros(len(i), dtype=bool)
+        if same.any():
+            out[same] = claim_mask(self.df, self.texts, i[same], j[same], descriptor_min=descriptor_min)
+        return out
 
     def _examples(self, stage: str, removed: np.ndarray, rep: np.ndarray, k: int) -> list[dict[str, Any]]:
         if k <= 0 or not len(removed):

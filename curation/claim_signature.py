@@ -1,0 +1,423 @@
+"""What a note claims, as a comparable signature, for the semantic dedupe stage.
+
+Two notes about the same item can be close in embedding space and still say
+different things ("since you rated Emma a 9 ..." vs "since you rated A Christmas
+Carol a 9 ..."), and two paraphrases of one note can sit well below the plain
+cosine threshold. The signature is the set of checkable claims a note makes
+against its own item and listener:
+
+  history    which of the listener's history entries it ties to (a history title,
+             or a history creator that is not the item's creator)
+  numbers    numbers, years, ratings, durations (number words and "3.5" alike;
+             seconds turned into minutes; "9/10", "9 out of 10" = 9)
+  country    whether it names the listener's country (demonyms included)
+  genres     the parts of the item's / listener's genre labels it names
+  collection whether it names the item's album (collection)
+  item       whether it names the item's title / creator (not compared by default:
+             a paraphrase often drops them, and every note is about the item anyway)
+
+Names are found by token sequence against the item and listener fields (the same
+accent/case folding as the gates: `linernotes.domain.gates.fold`); numbers inside a
+matched name ("Garage Inc. (Disc 2)", "14 Years") are not claims. Catalog and note
+text are data only: nothing here interprets them beyond matching tokens.
+
+  descriptors the content-word stems left after names, numbers and stock words
+             (compared by Jaccard, not equality: paraphrases swap some synonyms)
+
+Decision (`claim_duplicate`): same item AND (cosine >= high OR (cosine >= low AND
+the signatures match on MATCH_FIELDS AND the pair makes at least one such claim AND
+descriptor Jaccard >= DESCRIPTOR_MIN)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from functools import lru_cache
+from typing import Any, Iterable, Mapping
+
+from linernotes.domain.gates import common_words, fold, split_people
+
+# Chosen by `python -m curation.paraphrase_eval --sweep` on the two dev sets only
+# (devsets/paraphrase/dev.jsonl, 178 pairs, and curation.pairs' 418 labelled pairs), with
+# the high threshold left at CurateConfig.semantic_threshold = 0.85: the lowest band whose
+# precision stays >= 0.98 on both with a margin. At 0.65 / 0.20, entity-aware pipeline:
+# dev P=0.987 R=0.963 (old rule P=0.984 R=0.741); labelled P=0.995 R=0.912 (old 1.000 / 0.823).
+# 0.60 / 0.10 reaches dev R=1.00 but labelled P=0.980: too close to the bar.
+CLAIM_THRESHOLD = 0.65
+DESCRIPTOR_MIN = 0.20
+MATCH_FIELDS = ("history", "numbers", "country", "collection")
+FIELDS = ("history", "numbers", "country", "genres", "collection", "item", "descriptors")
+
+# Function words and the stock words of any recommendation ("fan", "try", "track"):
+# what is left of a note after these and the names is what it says about the item.
+STOPWORDS = frozenset("""
+a an the and or but so if of in on at to for from by with as is are was were be been being it its this
+that these those you your youre yours yourself i me my we our they their them he she his her him who whom
+which what when where how than then there here do does did done have has had will would should could can
+may might must shall just only also too very more most much many some any all same such other another one
+into out up down over under about after before again off not no nor own get gets got
+like likes liked love loves loved enjoy enjoys enjoyed try give gives go next pick picks choice fit fits
+suit suits fan fans listener listeners reader readers track tracks song songs book books show shows
+podcast podcasts read listen listens play plays played playing already keep keeps good great natural
+strong worth make makes made way well
+gave give rated rate rating ratings scored score scores star stars perfect marks
+list history rotation shelf coming back regular regulars already since because after
+nearly close about around roughly little long runs run running lasting lasts last wraps
+published publisher edition editions paperback hardcover version
+someone anyone people person whose top genre genres include includes including aged age
+youve youll youd its spin spins picking pickup check note know knows
+""".split())
+
+_TOKEN = re.compile(r"\d+\.\d+|[^\W_]+")
+_POSSESSIVE = re.compile(r"(?<=[^\W_])'s(?![^\W_])")
+# "9/10", "9 out of 10", "7 out of ten": the denominator is not a claim
+_OUT_OF = re.compile(r"(\d)\s*(?:/\s*10|out\s+of\s+(?:10|ten))\b")
+_PERFECT = re.compile(r"\bperfect\s+(?:score|marks|rating)\b")
+_UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+          "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+          "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+          "nineteen": 19}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+         "eighty": 80, "ninety": 90}
+# ordinals that rarely mean anything else in a note ("first"/"second" do)
+_ORDINALS = {"third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+             "ninth": 9, "tenth": 10}
+_NAME_CUT = {"pt", "part", "vol", "volume", "disc", "cd", "feat", "ft"}
+_SKIP_CREATORS = {"various artists", "various", "unknown", "anonymous"}
+_COUNTRY_ALIASES = {
+    "usa": ("usa", "us", "u s", "united states", "america", "american", "americans"),
+    "united states": ("usa", "us", "united states", "america", "american"),
+    "united kingdom": ("uk", "united kingdom", "britain", "british", "england", "english"),
+    "uk": ("uk", "united kingdom", "britain", "british"),
+    "netherlands": ("netherlands", "holland", "dutch"),
+    "czech republic": ("czech republic", "czech", "czechia"),
+}
+
+
+def tokens(text: str) -> list[str]:
+    """Folded word tokens; possessive 's and apostrophes dropped, '3.5' one token."""
+    f = fold(text or "")
+    f = _POSSESSIVE.sub("", f).replace("'", "")
+    return _TOKEN.findall(f)
+
+
+def _name_variants(name: str, person: bool = False) -> list[tuple[str, ...]]:
+    """Token sequences a note may use for a name: the whole name, its main part
+    (before ':', '(' or '['), without a leading 'the', without a trailing
+    'Pt.1' / '(Disc 2)'; for a person also the surname."""
+    if not name:
+        return []
+    out: list[tuple[str, ...]] = []
+    heads = {name}
+    for sep in (":", "(", "[", " - "):
+        if sep in name:
+            head = name.split(sep, 1)[0].strip()
+            if len(head) >= 3:
+                heads.add(head)
+    for h in heads:
+        full = tokens(h)
+        cut = next((full[:k] for k, t in enumerate(full) if k >= 2 and t in _NAME_CUT), full)
+        for toks in {tuple(full), tuple(cut)}:
+            if toks:
+                out.append(toks)
+                if toks[0] == "the" and len(toks) > 1:
+                    out.append(toks[1:])
+    if person:
+        toks = tokens(name)
+        if len(toks) >= 2 and len(toks[-1]) >= 4 and toks[-1] not in common_words():
+            out.append((toks[-1],))
+    return sorted(set(out), key=len, reverse=True)
+
+
+def _find(seq: tuple[str, ...], toks: list[str], used: list[bool]) -> bool:
+    """Mark every free occurrence of seq in toks; True if any."""
+    n = len(seq)
+    hit = False
+    for i in range(len(toks) - n + 1):
+        if tuple(toks[i:i + n]) == seq and not any(used[i:i + n]):
+            for k in range(i, i + n):
+                used[k] = True
+            hit = True
+    return hit
+
+
+def _people(creator: str | None) -> list[str]:
+    if not creator or fold(creator).strip() in _SKIP_CREATORS:
+        return []
+    people = split_people(creator)
+    return [creator] + [p for p in people if p != creator]
+
+
+def _numbers(toks: list[str], used: list[bool]) -> frozenset[float]:
+    vals: list[float] = []
+    i = 0
+    while i < len(toks):
+        if used[i]:
+            i += 1
+            continue
+        t = toks[i]
+        v: float | None = None
+        j = i + 1
+        if re.fullmatch(r"\d+(?:\.\d+)?", t):
+            v = float(t)
+        elif t in _TENS:
+            v = float(_TENS[t])
+            if j < len(toks) and toks[j] in _UNITS and 0 < _UNITS[toks[j]] < 10:
+                v += _UNITS[toks[j]]
+                j += 1
+        elif t in _UNITS and t != "one":  # "one" is mostly a pronoun ("one of the ...")
+            v = float(_UNITS[t])
+        elif t in _ORDINALS:
+            v = float(_ORDINALS[t])
+        elif t == "minute" and i > 0 and toks[i - 1] == "a":
+            v = 1.0  # "a minute and a half"
+            j = i  # the unit is read below
+        if v is None:
+            i += 1
+            continue
+        # "three and a half", "a minute and a half"
+        rest = toks[j:j + 4]
+        if rest[:3] == ["and", "a", "half"]:
+            v += 0.5
+            j += 3
+        elif len(rest) >= 4 and rest[0] in ("minute", "minutes") and rest[1:4] == ["and", "a", "half"]:
+            v += 0.5
+            j += 4
+            vals.append(round(v, 2))
+            i = j
+            continue
+        if j < len(toks) and toks[j] in ("second", "seconds") and v >= 10:
+            v = v / 60.0  # durations compared in minutes
+        vals.append(round(v, 2))
+        i = j
+    return frozenset(vals)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimSignature:
+    history: frozenset[str] = frozenset()
+    numbers: frozenset[float] = frozenset()
+    country: bool = False
+    genres: frozenset[str] = frozenset()
+    collection: bool = False
+    item: frozenset[str] = frozenset()
+    # content-word stems left after names, numbers and STOPWORDS: the descriptive claim
+    descriptors: frozenset[str] = frozenset()
+
+    def n_claims(self, fields: Iterable[str] = MATCH_FIELDS) -> int:
+        n = 0
+        for f in fields:
+            v = getattr(self, f)
+            n += int(v) if isinstance(v, bool) else len(v)
+        return n
+
+
+def _get(obj: Any, field: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(field, default)
+    return getattr(obj, field, default)
+
+
+def _genre_parts(label: str) -> list[tuple[str, ...]]:
+    parts = re.split(r"\s*(?:&|/|,|\band\b|-)\s*", fold(label))
+    return [tuple(tokens(p)) for p in parts if tokens(p)]
+
+
+def _country_variants(country: str | None) -> list[tuple[str, ...]]:
+    if not country:
+        return []
+    key = " ".join(tokens(country))
+    names = set(_COUNTRY_ALIASES.get(key, ())) | {key}
+    out = {tuple(tokens(n)) for n in names if tokens(n)}
+    toks = tokens(country)
+    if len(toks) == 1 and len(toks[0]) >= 5:  # demonyms: Brazil-ian, Canad-ian, German-y
+        stem = toks[0][:-1] if toks[0][-1] in "ay" else toks[0]
+        out.add(("__prefix__", stem))
+    return list(out)
+
+
+def signature(text: str, item: Any, listener: Any = None) -> ClaimSignature:
+    """The claim signature of one note about `item` for `listener` (Item / Listener
+    records or their dicts)."""
+    folded = _PERFECT.sub("10", _OUT_OF.sub(r"\1", fold(text or "")))
+    toks = tokens(folded)
+    used = [False] * len(toks)
+    title = _get(item, "title") or ""
+    creator = _get(item, "creator")
+    collection = _get(item, "collection")
+    item_keys = {" ".join(tokens(p)) for p in _people(creator)}
+    item_title_key = " ".join(tokens(title))
+    # longest names first, so "The Lord of the Rings" is not also read as a person
+    names: list[tuple[tuple[str, ...], str, str]] = []
+    for v in _name_variants(title):
+        names.append((v, "item", "title"))
+    # an album named after the band or the song ("Pearl Jam", "American Idiot") is read as that
+    if collection and fold(collection) != fold(title) and fold(collection) != fold(creator or ""):
+        for v in _name_variants(collection):
+            names.append((v, "collection", "collection"))
+    for p in _people(creator):
+        for v in _name_variants(p, person=True):
+            names.append((v, "item", "creator"))
+    for v in _name_variants(_get(item, "publisher") or ""):
+        names.append((v, "item", "publisher"))
+    history = list(_get(listener, "history", []) or [])
+    for h in history:
+        ht, hc = _get(h, "title") or "", _get(h, "creator")
+        hkey = " ".join(tokens(ht))
+        if hkey and hkey != item_title_key:
+            for v in _name_variants(ht):
+                names.append((v, "history_title", hkey))
+        for p in _people(hc):
+            pkey = " ".join(tokens(p))
+            if pkey and pkey not in item_keys:
+                for v in _name_variants(p, person=True):
+                    # key by what was matched ("R.E.M." in "R.E.M. Feat. Kate Pearson"); a surname by its person
+                    names.append((v, "history_creator", " ".join(v) if len(v) > 1 else pkey))
+    names.sort(key=lambda x: len(x[0]), reverse=True)
+    item_hits: set[str] = set()
+    coll = False
+    titles: set[str] = set()
+    creators: set[str] = set()
+    for seq, kind, key in names:
+        if not _find(seq, toks, used):
+            continue
+        if kind == "item":
+            item_hits.add(key)
+        elif kind == "collection":
+            coll = True
+        elif kind == "history_title":
+            titles.add(key)
+        else:
+            creators.add(key)
+    # a history creator named beside one of their own titles adds no claim
+    title_creators = {" ".join(v) for h in history if " ".join(tokens(_get(h, "title") or "")) in titles
+                      for p in _people(_get(h, "creator")) for v in _name_variants(p, person=True)}
+    title_creators |= {" ".join(tokens(p)) for h in history if " ".join(tokens(_get(h, "title") or "")) in titles
+                       for p in _people(_get(h, "creator"))}
+    hist = frozenset(titles | {"creator:" + c for c in creators if c not in title_creators})
+    country = False
+    for v in _country_variants(_get(listener, "country")):
+        if v[0] == "__prefix__":
+            for k, t in enumerate(toks):
+                if not used[k] and t.startswith(v[1]):
+                    used[k] = country = True
+        else:
+            country = country or _find(v, toks, used)
+    labels = list(_get(item, "genres", []) or []) + list(_get(listener, "taste", []) or [])
+    for h in history:
+        labels += list(_get(h, "genres", []) or [])
+    genres: set[str] = set()
+    for label in dict.fromkeys(labels):
+        for part in _genre_parts(label):
+            if _find(part, toks, list(used)):  # genres may overlap names ("rock" in a title is masked)
+                genres.add(" ".join(part))
+    numbers = _numbers(toks, used)
+    desc = frozenset(_ALIASES.get(t, t)[:5] for t, u in zip(toks, used)
+                     if not u and len(t) > 2 and t not in STOPWORDS and t not in _NUMBER_WORDS
+                     and not t[0].isdigit())
+    return ClaimSignature(history=hist, numbers=numbers, country=country, genres=frozenset(genres),
+                          collection=coll, item=frozenset(item_hits), descriptors=desc)
+
+
+# spellings a note uses for the same descriptor
+_ALIASES = {"alt": "alternative", "humor": "humour", "funny": "humour", "humorous": "humour",
+            "comic": "comedy", "comedic": "comedy", "laughs": "humour", "songlike": "lyrical",
+            "favorite": "favourite"}
+_NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_ORDINALS) | {"half", "minute", "minutes"}
+
+
+def descriptor_overlap(a: ClaimSignature, b: ClaimSignature) -> float:
+    """Jaccard of the two notes' descriptor stems (1.0 when neither has any)."""
+    if not a.descriptors and not b.descriptors:
+        return 1.0
+    return len(a.descriptors & b.descriptors) / len(a.descriptors | b.descriptors)
+
+
+NUMBER_TOLERANCE = 0.5  # "just over four minutes" = "four and a half"; 9 vs 10 (a rating) differ
+
+
+def numbers_match(a: frozenset[float], b: frozenset[float], tol: float = NUMBER_TOLERANCE) -> bool:
+    """Every number of each side has one on the other side within `tol`."""
+    return all(any(abs(x - y) <= tol for y in b) for x in a) and all(any(abs(x - y) <= tol for x in a) for y in b)
+
+
+def signatures_match(a: ClaimSignature, b: ClaimSignature, fields: Iterable[str] = MATCH_FIELDS) -> bool:
+    for f in fields:
+        if f == "numbers":
+            if not numbers_match(a.numbers, b.numbers):
+                return False
+        elif getattr(a, f) != getattr(b, f):
+            return False
+    return True
+
+
+def claim_duplicate(cosine: float, same_item: bool, a: ClaimSignature, b: ClaimSignature, *,
+                    high: float, low: float = CLAIM_THRESHOLD, fields: Iterable[str] = MATCH_FIELDS,
+                    min_claims: int = 1, descriptor_min: float = DESCRIPTOR_MIN) -> bool:
+    """The semantic-stage decision for one pair (module docstring)."""
+    if not same_item:
+        return False
+    if cosine >= high:
+        return True
+    return cosine >= low and claims_agree(a, b, fields, min_claims, descriptor_min)
+
+
+def claims_agree(a: ClaimSignature, b: ClaimSignature, fields: Iterable[str] = MATCH_FIELDS,
+                 min_claims: int = 1, descriptor_min: float = DESCRIPTOR_MIN) -> bool:
+    """Same checkable claims (at least `min_claims` of them) and enough shared descriptors."""
+    fields = tuple(fields)
+    return (signatures_match(a, b, fields) and max(a.n_claims(fields), b.n_claims(fields)) >= min_claims
+            and descriptor_overlap(a, b) >= descriptor_min)
+
+
+@lru_cache(maxsize=4096)
+def _cached_sig(text: str, item_blob: str, listener_blob: str) -> ClaimSignature:
+    from linernotes.jsoncol import loads_obj
+
+    return signature(text, loads_obj(item_blob), loads_obj(listener_blob) if listener_blob else None)
+
+
+def row_signature(text: str, item: Any, listener: Any) -> ClaimSignature | None:
+    """Signature from a frame row's item / listener (JSON strings or dicts); None
+    when the row has no item to compare against."""
+    import json
+
+    if item is None or (isinstance(item, float) and item != item):
+        return None
+    ib = item if isinstance(item, str) else json.dumps(item, sort_keys=True, default=str)
+    if listener is None or (isinstance(listener, float) and listener != listener):
+        lb = ""
+    else:
+        lb = listener if isinstance(listener, str) else json.dumps(listener, sort_keys=True, default=str)
+    return _cached_sig(text, ib, lb)
+
+
+def claim_mask(df: Any, texts: list[str], i: Any, j: Any, fields: Iterable[str] = MATCH_FIELDS,
+               min_claims: int = 1, descriptor_min: float | None = None) -> Any:
+    """For candidate pairs (i[k], j[k]) of frame rows: do their claim signatures match
+    (and make at least `min_claims` claims)? Rows without an `item` column value never match."""
+    import numpy as np
+
+    fields = tuple(fields)
+    out = np.zeros(len(i), dtype=bool)
+    if not len(i) or "item" not in df.columns:
+        return out
+    items = df["item"].to_numpy(dtype=object)
+    listeners = df["listener"].to_numpy(dtype=object) if "listener" in df.columns else [None] * len(df)
+    sigs: dict[int, ClaimSignature | None] = {}
+
+    def sig(r: int) -> ClaimSignature | None:
+        if r not in sigs:
+            sigs[r] = row_signature(texts[r], items[r], listeners[r])
+        return sigs[r]
+
+    for k, (a, b) in enumerate(zip(i, j)):
+        sa, sb = sig(int(a)), sig(int(b))
+        if sa is None or sb is None:
+            continue
+        out[k] = claims_agree(sa, sb, fields, min_claims,
+                              DESCRIPTOR_MIN if descriptor_min is None else descriptor_min)
+    return out
