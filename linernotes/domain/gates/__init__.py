@@ -63,7 +63,7 @@ def run_gates(explanation: str | None, facts_used: Iterable[Any] | None, item: I
     return {
         "grounding": grounding_gate(explanation, facts_used, item, listener, index),
         "style": style_gate(explanation, names_of(item, listener)),
-        "safety": safety_gate(explanation),
+        "safety": safety_gate(explanation, names_of(item, listener)),
     }
 
 

@@ -39,6 +39,7 @@ class Allowed:
     rating_scale: int | None = None
     duration_s: float | None = None
     has_listener: bool = False
+    paren_runs: set[str] = field(default_factory=set)  # word runs inside a title's brackets
 
 
 def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, GenreEntry]) -> Allowed:
@@ -46,6 +47,7 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
     raw_len: list[int] = []
     name_years: set[int] = set()
     sources: dict[str, set[str]] = {}
+    paren_runs: set[str] = set()
 
     def add(text: str | None, what: str, title: bool = False, people: bool = False,
             tag: str = "") -> None:
@@ -55,6 +57,16 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
         if what.startswith("item"):
             name_years.update(int(y) for y in re.findall(r"(?<!\d)(1[1-9]\d\d|20\d\d)(?!\d)", text))
         found = title_variants(text) if title else {name_key(text)}
+        if title:
+            # every part of an omnibus title ("A / B") and a series in brackets
+            # ("(Artemis Fowl, Book 3)") names this work too
+            for part in re.split(r"\s+/\s+|;\s*", text):
+                found |= title_variants(part) if part.strip() != text.strip() else set()
+            for inner in re.findall(r"[\(\[]([^\)\]]+)[\)\]]", text):
+                k = name_key(inner)
+                if k:
+                    ks = k.split()
+                    paren_runs.update(" ".join(ks[i:j]) for i in range(len(ks)) for j in range(i + 1, len(ks) + 1))
         if people:
             for p in split_people(text):
                 found.add(name_key(p))
@@ -69,6 +81,7 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
                         sources.setdefault(" ".join(toks[i:j]), set()).add(tag)
 
     add(item.title, "item title", title=True, tag="item:title")
+    add(_title_host(item.title), "item host", people=True, tag="item:creator")
     add(item.creator, "item creator", people=True, tag="item:creator")
     add(item.collection, "item collection", title=True, tag="item:collection")
     add(item.publisher, "item publisher", title=True, tag="item:publisher")
@@ -97,6 +110,7 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
     if listener is not None:
         for hi, h in enumerate(listener.history):
             add(h.title, "listener history title", title=True, tag=f"hist{hi}:title")
+            add(_title_host(h.title), "listener history host", people=True, tag=f"hist{hi}:creator")
             add(h.creator, "listener history creator", people=True, tag=f"hist{hi}:creator")
             if h.rating is not None:
                 ratings.append((f"hist{hi}", float(h.rating)))
@@ -140,7 +154,17 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
                    item.year, name_years, facts, sources, item_words, item_genres,
                    listener.country if listener else None, listener.age_band if listener else None,
                    ratings, scale, item.duration_s,
-                   listener is not None and bool(listener.history or listener.taste or listener.country))
+                   listener is not None and bool(listener.history or listener.taste or listener.country),
+                   paren_runs)
+
+
+_HOST_RE = re.compile(r"\b(?:with|w/|hosted by|featuring|feat\.?)\s+([A-Z][^()\[\]:|]+?)\s*(?:[(\[:|].*)?$")
+
+
+def _title_host(title: str) -> str | None:
+    """The people a podcast title names as its hosts ("Common Sense with Dan Carlin")."""
+    m = _HOST_RE.search(title)
+    return m.group(1).strip() if m else None
 
 
 def _fuzzy_allowed(key: str, allowed: Allowed) -> bool:
@@ -172,6 +196,11 @@ def is_allowed_name(key: str, n_tokens: int, allowed: Allowed, index=None) -> bo
     if key in allowed.keys:
         return True
     if n_tokens >= 2 and key in allowed.subgrams:
+        # "Eclipse Bay" inside "Dawn in Eclipse Bay" is another real book: a run of words
+        # that is not the start of an allowed name and is itself a catalog name is not this one
+        if index is not None and key in index.names and key not in allowed.paren_runs \
+                and not any(k.startswith(key + " ") for k in allowed.keys):
+            return False
         return True
     if len(key) < 5 or not _fuzzy_allowed(key, allowed):
         return False

@@ -190,6 +190,8 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                     continue
                 if n >= 2 and is_allowed_name(key, n, allowed, index):
                     found = (i, n, "allowed", 0)
+                elif n >= 2 and " " not in key and key in allowed.tokens and key not in plain:
+                    found = (i, n, "allowed", 0)  # "The Stones" for The Rolling Stones
                 elif n == 1 and (key in allowed.tokens or key in allowed.keys):
                     found = (i, n, "allowed", 0)
                 elif index is not None and not all(t.key in plain or t.key.isdigit() for t in seg):
@@ -249,6 +251,8 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
             if group:
                 # a sentence-initial word counts as capitalised but never as the unknown one:
                 # "Jimi Hendrix wrote..." is a name, "Dreamy Bossa Nova..." is not
+                while len(group) > 1 and group[0].sent_start and group[0].key in plain:
+                    group = group[1:]  # "After Hemingway's ...": the sentence starter is no part of the name
                 caps = [t for t in group if t.cap and not t.key.isdigit()]
                 short = _shortened_name(group, allowed)
                 if short:
@@ -356,9 +360,15 @@ def check_genres(text: str, toks: list[Tok], allowed: Allowed, vocab: Mapping[st
         if phrase in seen:
             continue
         seen.add(phrase)
-        if genre_supported(phrase, allowed.item_genres, vocab) or all(
-                w in allowed.item_words for w in phrase.split()):
+        canonical = entry.canonical
+        words = phrase.split()
+        item_exact = phrase in allowed.item_genres or canonical in allowed.item_genres or all(
+            w in allowed.item_words for w in words) or all(w in allowed.item_genres for w in words)
+        listener_exact = phrase in allowed.genres or canonical in allowed.genres
+        if item_exact:
             claims.ok()  # the item's genre, or words of its own title ("memoir" for "Dry: A Memoir")
+        elif not listener_exact and genre_supported(phrase, allowed.item_genres, vocab):
+            claims.ok()  # a narrower genre of the item's ("heavy metal" for Metal)
         elif genre_supported(phrase, allowed.genres, vocab):
             # a genre of the listener only: fine when said of the listener ("your Latin
             # favourites"), not when said of the item ("the Who's Latin classics")

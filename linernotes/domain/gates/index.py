@@ -123,5 +123,14 @@ class CatalogIndex:
                     continue  # a label like "music" is too common a word to read as a genre claim
                 if phrase not in vocab:
                     vocab[phrase] = catalog_genre_entry(phrase, base)
+            # a podcast sub-category said on its own ("an investing show" for "business-investing"):
+            # an ambiguous phrase with no broader genre, so "business" never supports it
+            labels = set(self.genre_labels)
+            for phrase in self.genre_labels:
+                toks = phrase.split()
+                for i in range(1, len(toks)):
+                    head, tail = " ".join(toks[:i]), " ".join(toks[i:])
+                    if head in labels and tail not in vocab and tail not in GENRE_CUES:
+                        vocab[tail] = GenreEntry(tail, frozenset(), True)
             self._vocab = vocab
         return self._vocab

@@ -25,7 +25,8 @@ _AGE_RANGE = re.compile(r"\b(?:in|into)\s+(?:your|their|his|her)\s+(?:(?:early|m
                         r"|\b(teen(?:ager|agers|age)?|millennials?|boomers?|gen[\s-]?[xz]|zoomers?)\b",
                         re.IGNORECASE)
 _BAND_RE = re.compile(r"\b(\d{2})\s*(?:-|–|to)\s*(\d{2})\b|\b(\d{2})\s*\+")
-_RATING_NUM = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*(\d+)\b", re.IGNORECASE)
+_N = r"(\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten)"
+_RATING_NUM = re.compile(r"\b" + _N + r"\s*(?:/|out\s+of)\s*" + _N + r"\b", re.IGNORECASE)
 _STARS = re.compile(r"\b(\d+(?:\.\d)?|one|two|three|four|five|six|seven|eight|nine|ten)[\s-]*stars?\b",
                     re.IGNORECASE)
 _RATING_WORD = re.compile(r"\b(?:rated|rating|ratings|rate|scored|score|gave\s+(?:it|them)|top\s+marks|"
@@ -50,7 +51,7 @@ def _habit_re() -> re.Pattern | None:
 
 
 @lru_cache(maxsize=1)
-def _places() -> tuple[dict[str, str], frozenset[str], re.Pattern | None]:
+def _places() -> tuple[dict[str, str], frozenset[str], frozenset[str], re.Pattern | None]:
     """alias key -> canonical country key, city keys, one regex for all."""
     sec = read_sections("grounding_places.txt")
     alias: dict[str, str] = {}
@@ -61,7 +62,18 @@ def _places() -> tuple[dict[str, str], frozenset[str], re.Pattern | None]:
             alias[" ".join(name_tokens(n))] = canon
     cities = frozenset(" ".join(name_tokens(c)) for c in sec.get("city", ()))
     phrases = [n.strip() for line in sec.get("country", ()) for n in line.split("=")] + list(sec.get("city", ()))
-    return alias, cities, phrase_pattern(phrases)
+    phrases += [fold(p) for p in phrases if fold(p) != p.lower()]
+    demonyms = frozenset(" ".join(name_tokens(d)) for d in sec.get("demonym", ()))
+    return alias, cities, demonyms, phrase_pattern(phrases)
+
+
+_LISTENER_AFTER = re.compile(r"^[\s-]+(?:[\w-]+\s+){0,1}(?:listener|listeners|reader|readers|fan|fans|ears?|roots|"
+                             r"heritage|upbringing|audience|you|household|home)\b", re.IGNORECASE)
+_LISTENER_BEFORE = re.compile(r"\b(?:your|you|as\s+an?|fellow)\s+(?:[\w-]+\s+){0,1}$", re.IGNORECASE)
+
+
+def _said_of_listener(free: str, start: int, end: int) -> bool:
+    return bool(_LISTENER_AFTER.match(free[end:]) or _LISTENER_BEFORE.search(free[max(0, start - 30):start]))
 
 
 def listener_context(text: str, toks: list[Tok], i: int) -> bool:
@@ -75,14 +87,15 @@ def listener_context(text: str, toks: list[Tok], i: int) -> bool:
         if toks[j + 1].sent_start or "," in text[toks[j].end:toks[j + 1].start] \
                 or ";" in text[toks[j].end:toks[j + 1].start]:
             break
-        if toks[j].key in words:
-            return True
+        if toks[j].key in words and not (toks[j].masked or toks[j].used):
+            return True  # a cue inside a title ("Your Virtual Upline Podcast") does not count
         j -= 1
         hops += 1
     for k in range(i + 1, min(i + 3, len(toks))):
         if toks[k].sent_start:
             break
-        if toks[k].key in words and toks[k].key not in ("since", "after", "who", "you", "your"):
+        if toks[k].key in words and not (toks[k].masked or toks[k].used) \
+                and toks[k].key not in ("since", "after", "who", "you", "your"):
             return True
     return False
 
@@ -143,15 +156,20 @@ def _age_range(word: str) -> tuple[int, int] | None:
 
 
 def _check_places(text: str, free: str, allowed, claims) -> None:
-    alias, cities, rx = _places()
+    alias, cities, demonyms, rx = _places()
     if rx is None:
         return
     mine = alias.get(" ".join(name_tokens(allowed.country or "")), " ".join(name_tokens(allowed.country or "")))
-    for m in rx.finditer(free):
-        shown = m.group(0)
-        if not shown[0].isupper():
+    folded = fold(free)
+    if len(folded) != len(free):
+        folded, free = free, free
+    for m in rx.finditer(folded):
+        shown = text[m.start():m.end()] if len(text) == len(free) else m.group(0)
+        if not shown[:1].isupper():
             continue  # "english" lower-case: a language, a word; proper nouns are capitalised
         key = " ".join(name_tokens(shown))
+        if key in demonyms and not _said_of_listener(free, m.start(), m.end()):
+            continue  # "Brazilian Latin sounds": a description of music, not of the listener
         if _in_item(key.split(), allowed.item_words):
             claims.ok()
             continue
@@ -173,7 +191,7 @@ def _check_ratings(text: str, free: str, allowed, mentions, claims) -> None:
     pool = [r for tag, r in ratings if tag in near] or [r for _, r in ratings]
     found = False
     for m in _RATING_NUM.finditer(free):
-        n, of = float(m.group(1)), float(m.group(2))
+        n, of = _num(m.group(1)), _num(m.group(2))
         if of <= 0 or n > of:
             continue
         found = True
@@ -206,6 +224,11 @@ def _check_ratings(text: str, free: str, allowed, mentions, claims) -> None:
         else:
             claims.ok()
         return
+
+
+def _num(raw: str) -> float:
+    raw = raw.lower()
+    return float(_NUM_WORDS[raw]) if raw in _NUM_WORDS else float(raw)
 
 
 def _show(ratings, scale: int) -> str:

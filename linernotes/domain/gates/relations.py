@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from linernotes.domain.gates.listener_claims import listener_context
 from linernotes.domain.gates.tokens import Tok, quote
 
 _CREATOR = ("creator", "composer")
@@ -33,6 +34,13 @@ _BY = re.compile(r"^[\s,\"“”'‘’(]*(?:(?:a|an|the|another)\s+)?(?:[\w-]+\
 _FROM = re.compile(r"^[\s,\"“”'‘’)]*(?:(?:taken|lifted|pulled|culled)\s+)?(?:from|off|on)\s+"
                    r"(?:the\s+|their\s+|his\s+|her\s+|its\s+)?(?:[\w-]+\s+){0,1}?"
                    r"(?:(?:album|record|lp|ep|disc|compilation|collection|set|release)\s+)?[\"“‘']?$", re.IGNORECASE)
+# "Iron Maiden cut You Got Me Rocking", "Austen wrote Emma": a creator making a work
+_MADE = re.compile(r"^\s+(?:also\s+|first\s+|once\s+)?(?:cut|recorded|wrote|penned|sang|sings|released|"
+                   r"made|delivered|put\s+out|gave\s+us|dropped|authored|hosts|hosted|created|composed|"
+                   r"co-wrote|writes)\s+[\"“‘']?$", re.IGNORECASE)
+_SERIES_BEFORE = re.compile(r"\b(?:in|of|from|to|joins|continues)\s+(?:the\s+)?[\"“]?$", re.IGNORECASE)
+_SERIES_AFTER = re.compile(r"^[\"”]?\s*(?:series|saga|trilogy|sequence|cycle|universe|franchise|books|novels)\b",
+                           re.IGNORECASE)
 _HOSTED = re.compile(r"\b(hosted|co-hosted|narrated|presented|read)\s+by\s*[\"“]?$", re.IGNORECASE)
 
 
@@ -65,6 +73,13 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
                 else:
                     claims.ok()
                 continue
+            # "X cut Y", "X wrote Y"
+            if _MADE.match(gap) and _entities(srcs, _CREATOR) and _entities(srcs2, _WORK):
+                if not _entities(srcs, _CREATOR) & _entities(srcs2, _WORK):
+                    claims.bad(f"relation {span} does not hold: {_who(srcs)} is not the creator of {_what(srcs2)}")
+                else:
+                    claims.ok()
+                continue
             # "Y by X"
             if _BY.match(gap) and _entities(srcs, _WORK) and _entities(srcs2, _CREATOR):
                 if not _entities(srcs, _WORK) & _entities(srcs2, _CREATOR):
@@ -81,11 +96,24 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
                 else:
                     claims.bad(f"relation {span} does not hold: {_what(srcs)} is not on or by {_what(srcs2)}")
                 continue
+        # "an entry in the Green Mile series": the item placed in a history title's series
+        works = _entities(srcs, _WORK)
+        if works and "item" not in works and _SERIES_BEFORE.search(before) and _SERIES_AFTER.match(after):
+            claims.bad(f'relation "{quote(text, a_start, a_end + _SERIES_AFTER.match(after).end(), 16)}" '
+                       f"does not hold: the series is {_what(srcs)}, not this item's")
+            continue
         creators = _entities(srcs, _CREATOR)
         if not creators or "item" in creators:
             continue
         # "X's latest", "X's new album": said of the recommended item
-        if possessive and _LATEST.match(re.sub(r"^['’]s?", "", after)):
+        rest = re.sub(r"^['’]s?", "", after)
+        owned = _OWNED.match(rest) if possessive else None
+        if owned and (nxt is None or toks[nxt[0][0]].start - a_end > owned.end() + 2) \
+                and not listener_context(text, toks, s):
+            claims.bad(f'relation "{quote(text, a_start, a_end + owned.end(), 0)}" does not hold: '
+                       f"{_who(srcs)} is not the creator of this item")
+            continue
+        if possessive and _LATEST.match(rest):
             claims.bad(f'relation "{quote(text, a_start, a_end + 10, 0)}" does not hold: '
                        f"{_who(srcs)} is not the creator of this item")
             continue
@@ -95,6 +123,12 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
             m = _ITEM_NOUN.match(after)
             claims.bad(f'relation "{quote(text, a_start, a_end + m.end(), 12)}" does not hold: '
                        f"{_who(srcs)} is not the creator of this item")
+
+
+# "Dana Perino's Harry Potter podcast", "Ben Elton's latest novel": one work owned by X
+_OWNED = re.compile(r"^\s+(?:[\w\x00-]+\s+){0,3}?(novel|book|memoir|track|song|tune|single|record|album|"
+                    r"podcast|show|ballad|anthem|thriller|mystery|romance|release)\b(?!\s+(?:of|by)\b)",
+                    re.IGNORECASE)
 
 
 def _filler_gap(gap: str) -> bool:

@@ -4,6 +4,7 @@ documents the syntax), leetspeak and masked profanity, PII (email, phone, URL)."
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -87,12 +88,28 @@ def _phone_numbers(text: str) -> list[str]:
     return out
 
 
-def safety_gate(explanation: str | None) -> GateResult:
-    """Blocklisted terms (data/safety_blocklist.txt) and PII (email, phone, URL)."""
+def _blank_names(text: str, names: Iterable[str]) -> str:
+    """The item's and history's own names blanked: a catalog title that looks
+    unsafe ("True Crime Bullsh**", "Back off Bitch") is data the note may quote."""
+    for name in sorted({n.strip() for n in names if n and len(n.strip()) >= 3}, key=len, reverse=True):
+        for variant in {name, _PARENS.sub("", name).strip(), name.split(" (")[0].strip()}:
+            if len(variant) >= 3:
+                text = re.sub(r"(?<!\w)" + re.escape(variant) + r"(?!\w)", lambda m: " " * len(m.group()), text,
+                              flags=re.IGNORECASE)
+    return text
+
+
+_PARENS = re.compile(r"\s*[\(\[][^\)\]]*[\)\]]")
+
+
+def safety_gate(explanation: str | None, names: Iterable[str] = ()) -> GateResult:
+    """Blocklisted terms (data/safety_blocklist.txt) and PII (email, phone, URL).
+    `names` (the item's and the listener history's own names) are exempt."""
     if explanation is None:
         return GateResult(passed=False, reasons=[NO_EXPLANATION], score=0.0)
     bl = blocklist()
     reasons: list[str] = []
+    explanation = _blank_names(explanation, names)
     variants = [fold(explanation), fold(deleet(explanation))]
     for i, v in enumerate(variants):
         if bl.allowed is not None:

@@ -63,13 +63,17 @@ def joinable(text: str, a: Tok, b: Tok) -> bool:
     return False
 
 
+# Not a word character and not a space: a cue phrase never runs across a blanked name.
+BLANK = "\x00"
+
+
 def free_text(text: str, toks: list[Tok]) -> str:
     """The text with supported or already judged names blanked (same offsets), so
     cue-word checks never fire inside a real title ("Live After Death")."""
     chars = list(text)
     for t in toks:
         if t.masked or t.used:
-            chars[t.start:t.end] = " " * (t.end - t.start)
+            chars[t.start:t.end] = BLANK * (t.end - t.start)
     return "".join(chars)
 
 
