@@ -18,6 +18,20 @@ few-shot prefixes cached, never an identical prompt). Output tokens are the
 server's usage counts. Ratio = pipeline tokens/s / raw tokens/s.
 
     .venv/bin/python bench/synth_throughput.py [--rows 48] [--concurrency 8] [--threads 1]
+
+`--variants` instead compares teacher set-ups on one model (`--model`, a path or
+a packaged teacher name) by seconds per GATE-PASSING note: each variant is
+PROMPT@cN@tM[@rK] (prompt variant, concurrency = slots, server threads,
+--cache-reuse K), the first one is the baseline. Prompt variants: legacy2 (the
+golden set and cross-type fallback before per-type shots, fixed), fixed2 /
+fixed1 (per-type shots, the same for every row of a type: one shared prefix),
+rotate2 / rotate1 (per-type shots rotated by item id), suffix "-nogrammar"
+drops the JSON-schema grammar. Untimed warm-up per variant: one request per
+item type built from other rows (another seed), so every variant starts with
+its own shared prefixes cached.
+
+    .venv/bin/python bench/synth_throughput.py --variants fixed2@c4@t2,rotate2@c4@t2 \
+        --model qwen2.5-coder-1.5b-instruct --rows 21 --seed 17
 """
 
 from __future__ import annotations
@@ -58,7 +72,167 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="also time the raw backend in groups of --concurrency (distilabel's "
                          "batch pattern), to separate batching effects from pipeline overhead")
     ap.add_argument("--keep", action="store_true", help="keep the temp LINERNOTES_HOME and print it")
+    ap.add_argument("--variants", default=None,
+                    help="comma list of PROMPT@cN@tM[@rK]: seconds per gate-passing note per variant")
+    ap.add_argument("--model", default=None, help="--variants: GGUF path or packaged teacher name")
     return ap.parse_args(argv)
+
+
+LEGACY_GOLDEN_COMMIT = "dc5b8d1"  # golden_examples.yaml before per-type shots (2 music, 1 book, 1 podcast)
+
+
+class _LegacyBuilder:
+    """The prompt before per-type shots: same-type examples first, then any type, fixed."""
+
+    def __init__(self, builder):
+        self.b = builder
+
+    def messages(self, item, listener):
+        import json as _json
+        from linernotes.domain.prompts import listener_context
+
+        same = [g for g in self.b.golden if g.item_type == item.item_type]
+        other = [g for g in self.b.golden if g.item_type != item.item_type]
+        msgs = [{"role": "system", "content": self.b.system_message(item.item_type)}]
+        for ex in (same + other)[: self.b.few_shot]:
+            msgs.append({"role": "user", "content": self.b.user_message(ex.item, ex.listener)})
+            msgs.append({"role": "assistant", "content": _json.dumps(ex.answer, ensure_ascii=False)})
+        msgs.append({"role": "user", "content": self.b.user_message(item.facts(), listener_context(listener))})
+        return msgs
+
+
+def variant_builder(name: str, config: SynthConfig):
+    import subprocess
+
+    from linernotes.domain.prompts import PromptBuilder, load_golden
+
+    prompt = name.removesuffix("-nogrammar")
+    shots = int(prompt[-1])
+    base = PromptBuilder.default(config.template, config.golden_examples, shots, config.max_words)
+    if prompt.startswith("legacy"):
+        old = subprocess.run(["git", "show", f"{LEGACY_GOLDEN_COMMIT}:linernotes/domain/data/golden_examples.yaml"],
+                             capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parents[1]).stdout
+        tmp = Path(tempfile.mkdtemp()) / "legacy_golden.yaml"
+        tmp.write_text(old)
+        base.golden = load_golden(tmp)
+        return _LegacyBuilder(base)
+    if prompt.startswith("fixed"):
+        base.rotate_shots = False
+    elif not prompt.startswith("rotate"):
+        raise SystemExit(f"unknown prompt variant {name!r}")
+    return base
+
+
+async def _gated_calls(base_url, model, planned, builder, config, schema, concurrency):
+    """Chat completions for planned rows; parse + gate each answer. Returns per-row results."""
+    from openai import AsyncOpenAI
+
+    from linernotes.domain.gates import run_gates
+    from linernotes.domain.parsing import parse_explanation
+
+    client = AsyncOpenAI(base_url=base_url, api_key="none", timeout=600, max_retries=0)
+    sem = asyncio.Semaphore(concurrency)
+    kwargs: dict = {"model": model, "max_tokens": config.max_new_tokens,
+                    "temperature": config.temperature, "top_p": config.top_p, "seed": config.seed}
+    if schema is not None:
+        kwargs["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": "liner_note", "schema": schema}}
+
+    async def one(p):
+        async with sem:
+            resp = await client.chat.completions.create(messages=builder.messages(p.item, p.listener),
+                                                        **kwargs)
+        text = resp.choices[0].message.content
+        parsed, _ = parse_explanation(text)
+        passed = False
+        if parsed is not None:
+            gates = run_gates(parsed["explanation"], parsed["facts_used"], p.item, p.listener)
+            passed = all(g.passed for g in gates.values())
+        u = resp.usage
+        return {"parsed": parsed is not None, "passed": passed, "text": text,
+                "prompt": u.prompt_tokens if u else 0, "gen": u.completion_tokens if u else 0}
+
+    out = await asyncio.gather(*(one(p) for p in planned))
+    await client.close()
+    return out
+
+
+def run_variants(args: argparse.Namespace) -> int:
+    from linernotes.domain.prompts import EXPLANATION_SCHEMA
+    from linernotes.services.llamacpp import resolve, server
+    from synth.catalog.ingest import load_catalog
+    from synth.pipeline import plan_rows
+
+    item_types = [t.strip() for t in args.item_types.split(",") if t.strip()]
+    per_type = max(1, math.ceil(args.rows / len(item_types)))
+    catalog = load_catalog(args.catalog_dir or os.environ.get("LINERNOTES_CATALOG_DIR") or None)
+    model_path, model_name = resolve(args.model)
+    config = load_config(SynthConfig, None, {
+        "name": "bench", "item_types": item_types, "n_per_type": per_type, "seed": args.seed,
+        "max_new_tokens": args.max_new_tokens})
+    planned = plan_rows(catalog, config)
+    warm = plan_rows(catalog, dataclasses.replace(config, seed=config.seed + 1000))
+    specs = [v.strip() for v in args.variants.split(",") if v.strip()]
+    print(f"{len(planned)} rows ({per_type} x {item_types}, seed {args.seed}); model {model_path.name}; "
+          f"max_new_tokens {config.max_new_tokens}", flush=True)
+    results = []
+    srv, key = None, None
+    try:
+        for spec in specs:
+            parts = spec.split("@")
+            prompt = parts[0]
+            opts = {q[0]: int(q[1:]) for q in parts[1:]}
+            conc, threads, reuse = opts.get("c", 4), opts.get("t", 2), opts.get("r", 0)
+            if key != (conc, threads, reuse):
+                if srv is not None:
+                    srv.stop()
+                srv = server(model_path, model_name=model_name, n_parallel=conc, n_threads=threads,
+                             cache_reuse=reuse)
+                srv.start()
+                key = (conc, threads, reuse)
+            builder = variant_builder(prompt, config)
+            schema = None if prompt.endswith("-nogrammar") else EXPLANATION_SCHEMA
+            base_url = srv.base_url + "/v1"
+            by_type = {t: [p for p in warm if p.item.item_type == t] for t in item_types}
+            # one row per type: its shared prefix is cached (a slot's, and llama.cpp's host-RAM
+            # prompt cache, which any slot restores from); cheap enough for a loaded 2-core box
+            warm_rows = [by_type[t][0] for t in item_types]
+            asyncio.run(_gated_calls(base_url, model_name, warm_rows, builder,
+                                     dataclasses.replace(config, max_new_tokens=1), schema, conc))
+            load0 = os.getloadavg()[0]
+            m0 = server_metrics(srv.base_url)
+            t0 = time.perf_counter()
+            out = asyncio.run(_gated_calls(base_url, model_name, planned, builder, config, schema, conc))
+            wall = time.perf_counter() - t0
+            m1 = server_metrics(srv.base_url)
+            r = {"variant": spec, "rows": len(out), "wall_s": wall,
+                 "parsed": sum(o["parsed"] for o in out), "passed": sum(o["passed"] for o in out),
+                 "prompt": sum(o["prompt"] for o in out), "gen": sum(o["gen"] for o in out),
+                 "evaluated": delta(m1, m0, "prompt_tokens_total"),
+                 "load": (load0 + os.getloadavg()[0]) / 2}
+            r["s_per_pass"] = wall / r["passed"] if r["passed"] else float("inf")
+            results.append(r)
+            print(f"{spec}: {wall:.0f}s, passed {r['passed']}/{len(out)}, "
+                  f"{r['s_per_pass']:.1f} s/pass, load {r['load']:.2f}", flush=True)
+    finally:
+        if srv is not None:
+            srv.stop()
+    base = results[0]
+    header = (f"{'variant':26s} {'rows':>4s} {'parsed':>6s} {'passed':>6s} {'wall s':>7s} {'s/pass':>7s} "
+              f"{'prompt tok/row':>14s} {'evaluated/row':>13s} {'gen tok/row':>11s} {'load':>5s} "
+              f"{'s/pass vs base':>14s}")
+    print()
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        n = r["rows"]
+        print(f"{r['variant']:26s} {n:4d} {r['parsed']:6d} {r['passed']:6d} {r['wall_s']:7.0f} "
+              f"{r['s_per_pass']:7.1f} {r['prompt'] / n:14.0f} {r['evaluated'] / n:13.0f} "
+              f"{r['gen'] / n:11.1f} {r['load']:5.2f} {r['s_per_pass'] / base['s_per_pass']:14.2f}")
+    print(f"baseline {base['variant']}; load = mean 1-min load average at start/end of the timed "
+          f"phase on {os.cpu_count()} cores (other processes share them)")
+    return 0
 
 
 async def raw_backend(base_url: str, model: str, messages: list[list[dict]], config: SynthConfig,
@@ -130,6 +304,8 @@ def pipeline_run(config: SynthConfig, catalog, force: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.variants:
+        return run_variants(args)
     from linernotes.services.llamacpp import DEFAULT_MODEL_NAME, server
     from synth.catalog.ingest import load_catalog
     from synth.pipeline import build_rows, plan_rows

@@ -28,7 +28,8 @@ SHUTDOWN_GRACE_S = 3.0  # for an orderly teardown after SIGTERM; then a hard exi
 def server(model_path: str | Path | None = None, port: int | None = None, *,
            model_name: str = DEFAULT_MODEL_NAME, n_parallel: int = 8, n_threads: int = 1,
            ctx_per_slot: int = 1536, host: str = "127.0.0.1",
-           api_key: str | None = None, cache_ram_mib: int | None = None) -> ServerProcess:
+           api_key: str | None = None, cache_ram_mib: int | None = None,
+           cache_reuse: int = 0) -> ServerProcess:
     """A (not yet started) llama.cpp server over a GGUF; default: packaged SmolLM2.
 
     model_path may name a packaged teacher (`linernotes.assets.TEACHERS`, e.g.
@@ -45,6 +46,8 @@ def server(model_path: str | Path | None = None, port: int | None = None, *,
            "--ctx-size", str(ctx_per_slot * n_parallel)]
     if cache_ram_mib is not None:  # None: llama.cpp's default host-RAM prompt cache (8192 MiB)
         cmd += ["--cache-ram-mib", str(cache_ram_mib)]
+    if cache_reuse:
+        cmd += ["--cache-reuse", str(cache_reuse)]
     env = {"LLAMA_API_KEY": api_key} if api_key else {}
     log = paths.sub("logs") / f"llamacpp-{port}.log"
     return ServerProcess(name="llama.cpp server", cmd=cmd, host=host, port=port, log_path=log, env=env)
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ctx-size", type=int, default=8192)
     ap.add_argument("--cache-ram-mib", type=int, default=None,
                     help="cap of llama.cpp's host-RAM prompt cache (default: llama.cpp's, 8192)")
+    ap.add_argument("--cache-reuse", type=int, default=0,
+                    help="min chunk (tokens) llama.cpp may reuse from a slot's cache by KV shifting "
+                         "when the prompts differ before it (0: off; llama.cpp's default)")
     args = ap.parse_args(argv)
     if not Path(args.model).is_file():
         raise SystemExit(f"model file not found: {args.model}")
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     params.endpoint_metrics = True
     if args.cache_ram_mib is not None:
         params.cache_ram_mib = args.cache_ram_mib
+    params.n_cache_reuse = args.cache_reuse
     if os.environ.get("LLAMA_API_KEY"):
         params.api_keys = [os.environ["LLAMA_API_KEY"]]
     srv = xlc.Server(params)  # starts listening in background threads
