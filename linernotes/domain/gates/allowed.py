@@ -158,12 +158,17 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
                    paren_runs)
 
 
-_HOST_RE = re.compile(r"\b(?:with|w/|hosted by|featuring|feat\.?)\s+([A-Z][^()\[\]:|]+?)\s*(?:[(\[:|].*)?$")
+_HOST_RE = re.compile(r"\b(?i:with|w/|hosted by|featuring|feat\.?)\s+([A-Z][^()\[\]:|]+?)\s*(?:[(\[:|].*)?$")
+
+
+_NAMED_SHOW_RE = re.compile(r"^(?:The\s+|A\s+)?([A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){1,2}?)(?:['’]s)?\s+"
+                            r"(?:Podcast|Presents|Show|Hour|Radio|Experience)\b")
 
 
 def _title_host(title: str) -> str | None:
-    """The people a podcast title names as its hosts ("Common Sense with Dan Carlin")."""
-    m = _HOST_RE.search(title)
+    """The person a podcast title names as its host ("Common Sense with Dan Carlin",
+    "A Dana Perino Podcast", "Noah Kagan Presents")."""
+    m = _HOST_RE.search(title) or _NAMED_SHOW_RE.search(title)
     return m.group(1).strip() if m else None
 
 

@@ -51,6 +51,15 @@ def _habit_re() -> re.Pattern | None:
 
 
 @lru_cache(maxsize=1)
+def _your_noun_re() -> re.Pattern | None:
+    """"your <up to two words> business": a life fact the record cannot hold."""
+    nouns = [re.escape(n.lower()) for n in _cues().get("your_noun", ())]
+    if not nouns:
+        return None
+    return re.compile(r"\byour\s+(?:[\w-]+\s+){0,2}?(?:" + "|".join(nouns) + r")\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
 def _places() -> tuple[dict[str, str], frozenset[str], frozenset[str], re.Pattern | None]:
     """alias key -> canonical country key, city keys, one regex for all."""
     sec = read_sections("grounding_places.txt")
@@ -70,6 +79,9 @@ def _places() -> tuple[dict[str, str], frozenset[str], frozenset[str], re.Patter
 _LISTENER_AFTER = re.compile(r"^[\s-]+(?:[\w-]+\s+){0,1}(?:listener|listeners|reader|readers|fan|fans|ears?|roots|"
                              r"heritage|upbringing|audience|you|household|home)\b", re.IGNORECASE)
 _LISTENER_BEFORE = re.compile(r"\b(?:your|you|as\s+an?|fellow)\s+(?:[\w-]+\s+){0,1}$", re.IGNORECASE)
+
+
+_LANGUAGE_AFTER = re.compile(r"^[\s-]+(?:language|speaking|translation|translated|edition|original)\b", re.IGNORECASE)
 
 
 def _said_of_listener(free: str, start: int, end: int) -> bool:
@@ -132,13 +144,18 @@ def check_listener(text: str, free: str, allowed, mentions, claims) -> None:
             claims.bad(f'age band "{m.group(0)}" not supported ({have})')
     _check_places(text, free, allowed, claims)
     _check_ratings(text, free, allowed, mentions, claims)
-    rx = _habit_re()
-    if rx is not None:
+    spans: list[tuple[int, int]] = []
+    for rx in (_habit_re(), _your_noun_re()):
+        if rx is None:
+            continue
         for m in rx.finditer(free):
+            if any(s < m.end() and m.start() < e for s, e in spans):
+                continue
+            spans.append(m.span())
             if _in_item(name_tokens(m.group(0)), allowed.item_words):
                 continue
             claims.bad(f'invented listener habit or event "{quote(text, *m.span())}" '
-                       "(the listener record has no such fact)")
+                           "(the listener record has no such fact)")
 
 
 def _age_range(word: str) -> tuple[int, int] | None:
@@ -168,7 +185,8 @@ def _check_places(text: str, free: str, allowed, claims) -> None:
         if not shown[:1].isupper():
             continue  # "english" lower-case: a language, a word; proper nouns are capitalised
         key = " ".join(name_tokens(shown))
-        if key in demonyms and not _said_of_listener(free, m.start(), m.end()):
+        if key in demonyms and not _said_of_listener(free, m.start(), m.end()) \
+                and not _LANGUAGE_AFTER.match(free[m.end():]):
             continue  # "Brazilian Latin sounds": a description of music, not of the listener
         if _in_item(key.split(), allowed.item_words):
             claims.ok()
