@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m linernotes.devset_eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("name", help="devset folder under devsets/ (e.g. grounding)")
     ap.add_argument("--split", choices=(*SPLITS, "all"), default="dev")
-    ap.add_argument("--show", type=int, default=10, help="misclassified rows to print per split")
+    ap.add_argument("--show", type=int, default=None,
+                    help="misclassified rows to print per split (default: 10 for dev, 0 for holdout, "
+                         "so that tuning runs do not read holdout rows)")
     ap.add_argument("--json", dest="json_path", help="write the numbers here")
     ap.add_argument("--catalog", help="ingested catalog folder (default: LINERNOTES_HOME/catalog)")
     ap.add_argument("--root", help="folder holding the split files (default: devsets/<name>)")
@@ -311,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         sp_cases = [c for c in cases if c[0]["split"] == sp]
         sp_problems = [p for p in problems if Path(p.file).stem == sp]
         rep = score(sp_cases, judge, sp_problems)
-        print(format_report(f"{args.name}/{sp}", rep, args.show))
+        show = args.show if args.show is not None else (0 if sp == "holdout" else 10)
+        print(format_report(f"{args.name}/{sp}", rep, show))
         out["splits"][sp] = rep.to_dict()
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -164,3 +164,34 @@ def test_check_row_rejects_a_class_with_the_wrong_expectation():
     row = {**_row(1, "grounded"), "expect": "fail", "span": "Song"}
     assert check_row(row) == ("expect", "class 'grounded' expects 'pass'")
     assert set(FAIL_CLASSES).isdisjoint(PASS_CLASSES)
+
+
+def test_cli_scores_rows_against_an_ingested_catalog(fixture_catalog_dir, tmp_path, capsys):
+    from linernotes.devset_eval import main
+    from synth.catalog.ingest import load_catalog
+
+    catalog = load_catalog(fixture_catalog_dir)
+    listener = next(lst for lst in catalog.listeners_of_type("music") if lst.history)
+    item = next(it for it in catalog.items_of_type("music") if it.item_id not in {h.item_id for h in listener.history})
+    base = {"split": "dev", "item_id": item.item_id, "listener_id": listener.listener_id, "facts_used": [],
+            "why": "test"}
+    rows = [
+        {**base, "id": "c-1", "note": f"{item.title} is a pick for you.", "expect": "pass", "gate": "grounding",
+         "class": "grounded", "span": ""},
+        {**base, "id": "c-2", "note": "Nice things for nice people.", "expect": "fail", "gate": "usefulness",
+         "class": "vacuous", "span": "Nice things"},
+        {**base, "id": "c-3", "item_id": "music:does-not-exist", "note": "x y.", "expect": "pass",
+         "gate": "grounding", "class": "grounded", "span": ""},
+    ]
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "numbers.json"
+    assert main(["grounding", "--split", "dev", "--catalog", str(fixture_catalog_dir), "--root", str(tmp_path),
+                 "--json", str(out)]) == 0
+    numbers = json.loads(out.read_text())["splits"]["dev"]
+    # the usefulness row is scored or reported unscored, depending on whether run_gates has that gate
+    assert numbers["n_scored"] + sum(numbers["not_scored"].values()) == 2
+    assert set(numbers["not_scored"]) <= {"usefulness"}
+    assert len(numbers["skipped"]) == 1 and "item_id" in numbers["skipped"][0]
+    captured = capsys.readouterr()
+    assert "music:does-not-exist" in captured.err
+    assert f"== grounding/dev: {numbers['n_scored']} rows scored" in captured.out
