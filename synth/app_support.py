@@ -286,7 +286,21 @@ def run_metrics(manifest: dict[str, Any]) -> dict[str, Any]:
         "backend": f"{backend.get('name')} / {backend.get('model')}",
         "prompt_version": manifest.get("prompt_version"),
         "quarantined": counts.get("quarantined"),
+        **yield_metrics(manifest),
     }
+
+
+def yield_metrics(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What generate-check-revise bought (synth/revise.py); empty for runs made before it."""
+    y = manifest.get("yield")
+    if not y:
+        return {}
+    return {"accepted": f"{y['accepted']}/{y['pairs']}",
+            "accepted_first_time_vs_revision": f"{y['accepted_first_time']} / {y['accepted_after_revision']}",
+            "tokens_per_accepted": y.get("tokens_per_accepted"),
+            "model_s_per_accepted": y.get("model_s_per_accepted"),
+            "wall_s_per_accepted": y.get("wall_s_per_accepted"),
+            "first_round_gate_failures": y.get("first_round_gate_failures")}
 
 
 # --------------------------------------------------------------------------- results

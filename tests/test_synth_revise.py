@@ -318,3 +318,15 @@ def test_candidates_and_revisions_resume_after_a_dead_teacher(fixture_catalog_di
     assert again["cache"]["miss"] == 0 and again["cache"]["hit"] == 10
     assert CallCache(isolated_home / "teacher_cache.sqlite").repeated_misses() == []
     assert [r.explanation for r in load_records(run)] == [r.explanation for r in records]
+
+
+def test_app_shows_yield_numbers_only_for_runs_that_have_them():
+    from synth.app_support import run_metrics
+
+    assert "accepted" not in run_metrics({"counts": {"rows": 3}})  # a run made before candidates
+    y = {"pairs": 4, "accepted": 3, "accepted_first_time": 2, "accepted_after_revision": 1,
+         "tokens_per_accepted": 900.0, "model_s_per_accepted": 2.5, "wall_s_per_accepted": 3.0,
+         "first_round_gate_failures": {"style": 2}}
+    m = run_metrics({"counts": {"rows": 4}, "yield": y})
+    assert m["accepted"] == "3/4" and m["accepted_first_time_vs_revision"] == "2 / 1"
+    assert m["first_round_gate_failures"] == {"style": 2}
