@@ -375,7 +375,7 @@ def test_blocklist_file_is_documented_and_loaded():
 def test_run_gates_keys_and_unparsed(index):
     res = run_gates("AC/DC's For Those About To Rock is a rock anthem for a fan of Accept.", ["AC/DC"],
                     ACDC, UK, index)
-    assert set(res) == {"grounding", "style", "safety"}
+    assert set(res) == {"grounding", "style", "safety", "usefulness"} == set(gates.GATE_NAMES)
     assert all(isinstance(g, GateResult) and g.passed for g in res.values())
     res = run_gates(None, [], ACDC, UK, index)
     for g in res.values():

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from linernotes.records import GateResult, Item, Listener
-from linernotes.domain.gates.grounding import context_supports_genre, context_supports_name, grounding_gate
+from linernotes.domain.gates.grounding import analyse, context_supports_genre, context_supports_name, grounding_gate
 from linernotes.domain.gates.index import (
     KIND_COLLECTION, KIND_CREATOR, KIND_PUBLISHER, KIND_TITLE, CatalogIndex,
 )
@@ -38,6 +38,7 @@ from linernotes.domain.gates.style import (
     EMOJI_RE, KNOWN_ACRONYMS, MAX_ACRONYM_LETTERS, MAX_EMOJI, MAX_SECOND_PERSON, MAX_SENTENCES,
     MAX_UNKNOWN_ACRONYMS, MAX_WORDS, REQUIRE_END_PUNCTUATION, count_sentences, count_words, style_gate,
 )
+from linernotes.domain.gates.usefulness import usefulness_gate
 from linernotes.domain.gates.vocab import (
     DATA_DIR, GENRE_CUES, GenreEntry, builtin_genres, common_words, genre_keys, genre_supported,
 )
@@ -54,21 +55,30 @@ def names_of(item: Item, listener: Listener | None) -> list[str]:
     return [n for n in out if n]
 
 
+# Every key run_gates returns; consumers should treat them generically ("passed all
+# gates" = every value passed).
+GATE_NAMES = ("grounding", "style", "safety", "usefulness")
+
+
 def run_gates(explanation: str | None, facts_used: Iterable[Any] | None, item: Item,
               listener: Listener | None, index: CatalogIndex | None = None) -> dict[str, GateResult]:
-    """{"grounding", "style", "safety"} verdicts for one generated row."""
+    """{"grounding", "style", "safety", "usefulness"} verdicts for one generated row."""
     if explanation is None:
         fail = GateResult(passed=False, reasons=[NO_EXPLANATION], score=0.0)
-        return {"grounding": fail, "style": fail.model_copy(deep=True), "safety": fail.model_copy(deep=True)}
+        return {name: fail.model_copy(deep=True) for name in GATE_NAMES}
+    grounding, analysis = analyse(explanation, facts_used, item, listener, index)
+    names = names_of(item, listener)
     return {
-        "grounding": grounding_gate(explanation, facts_used, item, listener, index),
-        "style": style_gate(explanation, names_of(item, listener)),
-        "safety": safety_gate(explanation, names_of(item, listener)),
+        "grounding": grounding,
+        "style": style_gate(explanation, names),
+        "safety": safety_gate(explanation, names),
+        "usefulness": usefulness_gate(explanation, item, listener, index, analysis),
     }
 
 
 __all__ = [
-    "CatalogIndex", "GenreEntry", "grounding_gate", "style_gate", "safety_gate", "run_gates", "names_of",
+    "CatalogIndex", "GenreEntry", "grounding_gate", "style_gate", "safety_gate", "usefulness_gate", "run_gates",
+    "names_of", "GATE_NAMES",
     "context_supports_name", "context_supports_genre",
     "fold", "name_key", "name_tokens", "split_people", "description_people",
     "genre_keys", "genre_supported", "builtin_genres", "common_words", "blocklist",

@@ -83,6 +83,7 @@ words are in the common-words file.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from linernotes.records import GateResult, Item, Listener
@@ -125,12 +126,28 @@ def context_supports_genre(label: str, item: Item, listener: Listener | None,
     return any(genre_supported(k, allowed.genres, vocab) for k in read)
 
 
+@dataclass
+class Analysis:
+    """What the grounding checks found, for gates that need the same reading
+    (usefulness): tokens, what the context allows, and the supported mentions."""
+    toks: list
+    allowed: Any
+    mentions: list  # (first token, end token, sources)
+    vocab: Any
+
+
 def grounding_gate(explanation: str | None, facts_used: Iterable[Any] | None, item: Item,
                    listener: Listener | None, index: CatalogIndex | None = None) -> GateResult:
     """Check that every name, year and genre in `explanation` is a fact of the
     item or the listener (see the module docstring for the rule)."""
+    return analyse(explanation, facts_used, item, listener, index)[0]
+
+
+def analyse(explanation: str | None, facts_used: Iterable[Any] | None, item: Item,
+            listener: Listener | None, index: CatalogIndex | None = None) -> tuple[GateResult, Analysis | None]:
+    """The grounding verdict and the reading it was based on."""
     if explanation is None:
-        return GateResult(passed=False, reasons=[NO_EXPLANATION], score=0.0)
+        return GateResult(passed=False, reasons=[NO_EXPLANATION], score=0.0), None
     vocab = index.genre_vocab() if index is not None else builtin_genres()
     allowed = allowed_for(item, listener, vocab)
     genre_words = index.genre_words() if index is not None else builtin_genre_words()
@@ -150,4 +167,5 @@ def grounding_gate(explanation: str | None, facts_used: Iterable[Any] | None, it
     check_numbers(explanation, free, allowed, claims)
     bad = len(claims.reasons)
     score = 1.0 if claims.total == 0 else max(0.0, 1.0 - bad / claims.total)
-    return GateResult(passed=not claims.reasons, reasons=claims.reasons, score=round(score, 4))
+    return (GateResult(passed=not claims.reasons, reasons=claims.reasons, score=round(score, 4)),
+            Analysis(toks, allowed, mentions, vocab))

@@ -172,6 +172,18 @@ def _age_range(word: str) -> tuple[int, int] | None:
     return None  # generations: never a fact of the record
 
 
+def country_named(text: str, country: str) -> bool:
+    """Whether the note names the listener's country (or a nationality of it, or "US")."""
+    alias, _, _, rx = _places()
+    mine = " ".join(name_tokens(country))
+    mine = alias.get(mine, mine)
+    if mine == "usa" and re.search(r"\bU\.?S\.?A?\b", text):
+        return True
+    if rx is None:
+        return False
+    return any(alias.get(" ".join(name_tokens(m.group(0)))) == mine for m in rx.finditer(fold(text)))
+
+
 def _check_places(text: str, free: str, allowed, claims) -> None:
     alias, cities, demonyms, rx = _places()
     if rx is None:
