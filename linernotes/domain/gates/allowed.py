@@ -32,6 +32,7 @@ class Allowed:
     # "country" (the relation and usefulness checks need to know which fact a name is)
     sources: dict[str, set[str]] = field(default_factory=dict)
     item_words: set[str] = field(default_factory=set)   # token keys of the item's own texts
+    history_words: set[str] = field(default_factory=set)  # token keys of history titles
     item_genres: set[str] = field(default_factory=set)  # genre keys of the item alone
     country: str | None = None
     age_band: str | None = None
@@ -132,6 +133,9 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
     for text in (item.title, item.creator, item.collection, item.publisher, item.description):
         if text:
             item_words.update(name_tokens(text))
+    history_words: set[str] = set()
+    for h in (listener.history if listener is not None else ()):
+        history_words.update(name_tokens(h.title))
     genres: set[str] = set()
     for g in genre_labels:
         genres |= genre_keys(g, vocab)
@@ -151,11 +155,14 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
     if scale is None and ratings:
         scale = 10 if max(r for _, r in ratings) > 5 else 5
     return Allowed(keys, subgrams, tokens, by_len, max_tokens, genres, list(item.genres),
-                   item.year, name_years, facts, sources, item_words, item_genres,
-                   listener.country if listener else None, listener.age_band if listener else None,
-                   ratings, scale, item.duration_s,
-                   listener is not None and bool(listener.history or listener.taste or listener.country),
-                   paren_runs)
+                   item.year, name_years, facts, sources=sources, item_words=item_words,
+                   history_words=history_words, item_genres=item_genres,
+                   country=listener.country if listener else None,
+                   age_band=listener.age_band if listener else None,
+                   ratings=ratings, rating_scale=scale, duration_s=item.duration_s,
+                   has_listener=listener is not None and bool(listener.history or listener.taste
+                                                              or listener.country),
+                   paren_runs=paren_runs)
 
 
 _HOST_RE = re.compile(r"\b(?i:with|w/|hosted by|featuring|feat\.?)\s+([A-Z][^()\[\]:|]+?)\s*(?:[(\[:|].*)?$")

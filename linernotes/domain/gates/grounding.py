@@ -89,16 +89,30 @@ from typing import Any
 from linernotes.records import GateResult, Item, Listener
 from linernotes.domain.gates.allowed import allowed_for, is_allowed_name, sources_of
 from linernotes.domain.gates.claim_types import check_claim_types
-from linernotes.domain.gates.listener_claims import check_listener
+from linernotes.domain.gates.listener_claims import check_listener, check_moved_words, listener_words
 from linernotes.domain.gates.numbers import check_numbers
 from linernotes.domain.gates.relations import check_relations
 from linernotes.domain.gates.claims import (
     Claims, check_facts_used, check_genres, check_names, check_quotes, check_years, mask_allowed,
 )
 from linernotes.domain.gates.index import CatalogIndex
-from linernotes.domain.gates.normalize import NO_EXPLANATION, name_key, name_tokens
+from linernotes.domain.gates.normalize import CONNECTORS, NO_EXPLANATION, name_key, name_tokens
 from linernotes.domain.gates.tokens import free_text, tokenize
-from linernotes.domain.gates.vocab import builtin_genre_words, builtin_genres, genre_keys, genre_supported
+from linernotes.domain.gates.vocab import (
+    GENRE_CUES, builtin_genre_words, builtin_genres, common_words, genre_keys, genre_supported,
+)
+
+
+_PLAIN: dict[int, frozenset[str]] = {}
+
+
+def _plain_words(genre_words: frozenset[str]) -> frozenset[str]:
+    """Words that never carry a subject of their own: common, genre, connector and
+    listener-cue words (cached per genre-word set)."""
+    key = id(genre_words)
+    if key not in _PLAIN:
+        _PLAIN[key] = common_words() | genre_words | CONNECTORS | listener_words() | GENRE_CUES
+    return _PLAIN[key]
 
 
 def context_supports_name(name: str, item: Item, listener: Listener | None) -> bool:
@@ -163,6 +177,7 @@ def analyse(explanation: str | None, facts_used: Iterable[Any] | None, item: Ite
     free = free_text(explanation, toks)
     check_relations(explanation, toks, mentions, claims)
     check_listener(explanation, free, allowed, mentions, claims)
+    check_moved_words(explanation, toks, allowed, _plain_words(genre_words), claims)
     check_claim_types(explanation, free, allowed, claims)
     check_numbers(explanation, free, allowed, claims)
     bad = len(claims.reasons)

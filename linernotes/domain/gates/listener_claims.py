@@ -265,3 +265,31 @@ def _show(ratings, scale: int) -> str:
     if not ratings:
         return "none"
     return ", ".join(f"{r:g}/{scale}" for _, r in ratings[:5])
+
+
+def check_moved_words(text: str, toks: list[Tok], allowed, plain: frozenset[str], claims) -> None:
+    """A subject word of a history title said outside any name ("a Bible-inspired
+    fantasy" after "... the King James Bible"; "a novel of sisters" after "My Sister's
+    Keeper") describes the listener's book, not this one, unless the item's own
+    texts have it too."""
+    item = allowed.item_words
+    hist = {w for w in allowed.history_words if len(w) >= 4 and w not in plain}
+    if not hist:
+        return
+    stems = {_stem(w): w for w in hist}
+    item_stems = {_stem(w) for w in item}
+    for t in toks:
+        if t.masked or t.used or len(t.key) < 4 or t.key in plain:
+            continue
+        st = _stem(t.key)
+        if st in stems and st not in item_stems and t.key not in item \
+                and not listener_context(text, toks, toks.index(t)):  # "in your omnibus": said of history
+            claims.bad(f'"{quote(text, t.start, t.end, 16)}": "{t.text}" comes from a history title, '
+                       "not from this item's facts")
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ies", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
