@@ -55,6 +55,7 @@ class SynthConfig:
     n_candidates: int = 1
     revise: bool = False
     max_revisions: int = 1
+    revise_template: str | None = None  # default: linernotes/domain/templates/revise_v1.yaml
     # prompt
     template: str | None = None  # default: linernotes/domain/templates/explain_v1.yaml
     golden_examples: str | None = None  # default: linernotes/domain/data/golden_examples.yaml
@@ -66,10 +67,12 @@ class SynthConfig:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the output (not where it is written)."""
-        # Fields at their defaults are left out (`task`, `n_candidates`, `revise`, `max_revisions`),
+        # Fields at their defaults are left out (`task`, `n_candidates`, `revise`, `max_revisions`,
+        # `revise_template`),
         # so runs made before the fields existed keep their names.
         at_default = tuple(k for k, default in (("task", "explain"), ("n_candidates", 1),
-                                                 ("revise", False)) if getattr(self, k) == default)
+                                                 ("revise", False), ("revise_template", None))
+                           if getattr(self, k) == default)
         if not self.revise or self.max_revisions == 1:  # no effect without revise
             at_default += ("max_revisions",)
         return fingerprint(self, drop=("runs_dir", "run_name", "base_url", "api_key_env", "concurrency",

@@ -392,7 +392,7 @@ def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
     catalog = catalog or load_catalog(catalog_dir)
     builder = PromptBuilder.default(config.template, config.golden_examples, config.few_shot,
                                     config.max_words)
-    reviser = RevisePrompt.load(max_words=config.max_words) if config.revise else None
+    reviser = RevisePrompt.load(config.revise_template, config.max_words) if config.revise else None
     planned = plan_rows(catalog, config)
     timings["plan_s"] = time.perf_counter() - t0
     run.prepare()

@@ -109,11 +109,14 @@ def test_revision_template_must_have_the_data_slot(tmp_path):
 
 def test_new_fields_at_defaults_keep_run_names():
     base = SynthConfig()
-    assert SynthConfig(n_candidates=1, revise=False, max_revisions=1).fingerprint() == base.fingerprint()
+    assert SynthConfig(n_candidates=1, revise=False, max_revisions=1,
+                       revise_template=None).fingerprint() == base.fingerprint()
+    assert SynthConfig().fingerprint() == "758545a952"  # the pinned name (tests/test_config_cache.py)
     assert SynthConfig(max_revisions=3).fingerprint() == base.fingerprint()  # no effect without revise
     names = {SynthConfig(n_candidates=2).fingerprint(), SynthConfig(revise=True).fingerprint(),
-             SynthConfig(revise=True, max_revisions=2).fingerprint(), base.fingerprint()}
-    assert len(names) == 4
+             SynthConfig(revise=True, max_revisions=2).fingerprint(), base.fingerprint(),
+             SynthConfig(revise=True, revise_template="my_revise.yaml").fingerprint()}
+    assert len(names) == 5
 
 
 def test_each_attempt_has_its_own_seed_and_key():
