@@ -190,8 +190,9 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                     continue
                 if n >= 2 and is_allowed_name(key, n, allowed, index):
                     found = (i, n, "allowed", 0)
-                elif n >= 2 and " " not in key and key in allowed.tokens and key not in plain:
-                    found = (i, n, "allowed", 0)  # "The Stones" for The Rolling Stones
+                elif n >= 2 and " " not in key and _short_creator(key, allowed) and key not in plain \
+                        and not (index is not None and index.names.get(key, 0) & KIND_CREATOR):
+                    found = (i, n, "allowed", 0)  # "The Stones" for The Rolling Stones (not "The Police")
                 elif n == 1 and (key in allowed.tokens or key in allowed.keys):
                     found = (i, n, "allowed", 0)
                 elif index is not None and not all(t.key in plain or t.key.isdigit() for t in seg):
@@ -266,6 +267,12 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                             ti = toks.index(t)
                             claims.mentions.append((ti, ti + 1, t.key))
                 group = []
+
+
+def _short_creator(word: str, allowed: Allowed) -> bool:
+    """`word` is the last word of a creator's name of two or more words."""
+    return any(k.endswith(" " + word) and any(s.endswith(":creator") for s in allowed.sources.get(k, ()))
+               for k in allowed.keys)
 
 
 def _shortened_name(group: list[Tok], allowed: Allowed) -> str | None:

@@ -267,13 +267,23 @@ def _show(ratings, scale: int) -> str:
     return ", ".join(f"{r:g}/{scale}" for _, r in ratings[:5])
 
 
+# Words of a title that carry no subject ("Stuff You Should Know": "should").
+_FUNCTION_WORDS = frozenset("""
+about above after again against along also always among around away back because been before being below
+between both could does doing down during each even ever every few from further have having here into just
+less many more most much must never next none once only other over same should since some such than that
+their them then there these they this those though through under until upon very were what when where
+which while whom whose will with within without would your yours
+""".split())
+
+
 def check_moved_words(text: str, toks: list[Tok], allowed, plain: frozenset[str], claims) -> None:
     """A subject word of a history title said outside any name ("a Bible-inspired
     fantasy" after "... the King James Bible"; "a novel of sisters" after "My Sister's
     Keeper") describes the listener's book, not this one, unless the item's own
     texts have it too."""
     item = allowed.item_words
-    hist = {w for w in allowed.history_words if len(w) >= 4 and w not in plain}
+    hist = {w for w in allowed.history_words if len(w) >= 4 and w not in plain and w not in _FUNCTION_WORDS}
     if not hist:
         return
     stems = {_stem(w): w for w in hist}

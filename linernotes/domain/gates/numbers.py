@@ -25,6 +25,12 @@ _COUNT = re.compile(r"(?<![\w.])" + _NUM + r"[\s-]+(?:[a-z]+[\s-]+)?"
                     r"volumes?|installments?|instalments?|parts?|stories|copies|awards?|nominations?|"
                     r"weeks|decades|years|members?|singles?|hits?|editions?|languages?|countries|"
                     r"million|thousand|billion|times)\b", re.IGNORECASE)
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+             "eighth": 8, "ninth": 9, "tenth": 10}
+# "third novel", "the second Eclipse Bay book", "5th album": a place in a series or career
+_ORDINAL = re.compile(r"\b(" + "|".join(_ORDINALS) + r"|\d+(?:st|nd|rd|th))\s+(?:[\w\x00'’-]+\s+){0,3}?"
+                      r"(books?|novels?|album|record|single|track|song|installment|instalment|entry|volume|"
+                      r"episode|season|outing|release|lp|ep|title|story|chapter|part)\b", re.IGNORECASE)
 _BARE = re.compile(r"(?<![\w.,:/'’$£€#-])(\d+(?:\.\d+)?)(?![\w%]|[.,:/]\d|\s*(?:/|out of)\s*\d)")
 
 
@@ -94,9 +100,21 @@ def check_numbers(text: str, free: str, allowed, claims) -> set[tuple[int, int]]
             claims.ok()
         else:
             claims.bad(f'count "{quote(text, *m.span())}" not in the item\'s facts')
+    for m in _ORDINAL.finditer(free):
+        if re.search(r"\byour\s+$", free[max(0, m.start() - 8):m.start()], re.IGNORECASE):
+            continue  # "your third Ben Elton book": the listener's history
+        spans.add(m.span())
+        raw = m.group(1).lower()
+        n = _ORDINALS.get(raw) or int(re.match(r"\d+", raw).group())
+        if _num_in_item(n, allowed) or raw in allowed.item_words:
+            claims.ok()
+        else:
+            claims.bad(f'ordinal "{quote(text, *m.span())}" not in the item\'s facts')
     for m in _BARE.finditer(free):
         if any(s <= m.start() < e for s, e in spans):
             continue
+        if re.search(r"(?:/|out\s+of)\s*$", free[:m.start()], re.IGNORECASE):
+            continue  # the scale of a rating, "9 out of 10": listener_claims.py
         raw = m.group(1)
         if len(raw) == 4 and raw.isdigit() and 1100 <= int(raw) <= 2099:
             continue  # a year: claims.check_years
@@ -106,7 +124,8 @@ def check_numbers(text: str, free: str, allowed, claims) -> set[tuple[int, int]]
         if re.match(r"\s*(?:-|–|to)\s*\d{2}\b|\s*\+", free[m.end():]) or re.search(r"\d\s*(?:-|–|to)\s*$", free[:m.start()]):
             continue  # an age band "25-34": listener_claims.py
         n = float(raw)
-        if _num_in_item(n, allowed) or (allowed.age_band and raw in allowed.age_band):
+        if _num_in_item(n, allowed) or (allowed.age_band and raw in allowed.age_band) \
+                or any(abs(n - r) < 0.01 for _, r in allowed.ratings):
             claims.ok()
         else:
             claims.bad(f'number "{quote(text, *m.span())}" not in the item or listener facts')

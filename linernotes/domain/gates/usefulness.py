@@ -74,9 +74,9 @@ def _repetition(text: str, a: Analysis) -> str | None:
     # words inside a name are the name's, not the note's ("The Model Health Show ... health")
     keys = [t.key for t in a.toks if not t.masked and t.key not in _FUNCTION and len(t.key) >= 3]
     stems = Counter(k[:-1] if k.endswith("s") and len(k) > 4 else k for k in keys)
-    word, n = stems.most_common(1)[0] if stems else ("", 0)
+    stem, n = stems.most_common(1)[0] if stems else ("", 0)
     if n > MAX_REPEATS:
-        return word
+        return next(k for k in keys if k == stem or k == stem + "s")
     names = Counter(text[a.toks[s].start:a.toks[e - 1].end].lower() for s, e, _ in a.mentions)
     for name, n in names.items():
         if n >= 2 and re.search(re.escape(name) + r"[\s,;:.&-]+(?:and\s+|&\s+|or\s+)?" + re.escape(name), text,

