@@ -166,7 +166,7 @@ class ParseExplanation(Step):
                 if text is None:
                     error = f"teacher call failed: {self._cache.last_error(key) or 'no output'}"
                 candidates.append({
-                    "attempt": attempt, "kind": self.kind, "seed": sampling_k.get("seed"),
+                    "attempt": attempt, "kind": self.kind, "round": 0, "seed": sampling_k.get("seed"),
                     "raw_output": text, "parsed": parsed is not None, "parse_error": error,
                     "explanation": parsed["explanation"] if parsed else None,
                     "facts_used": parsed["facts_used"] if parsed else [], "call": call,
@@ -461,8 +461,10 @@ def run_synth(config: SynthConfig, *, force: bool = False, catalog: Any = None,
         "yield": yield_,
         "cache": {"db": str(paths.cache_db()), "attempt": attempt, **cache.stats(attempt)},
         "timings": {k: round(v, 3) for k, v in timings.items()},
-        "throughput": {"output_tokens_per_s": round(summary["output_tokens"] / timings["pipeline_s"], 2)
-                       if timings["pipeline_s"] else None},
+        # every completion token of every attempt over the passes' time (= the chosen rows'
+        # tokens over pipeline_s when there is one candidate and no revision)
+        "throughput": {"output_tokens_per_s": round(yield_["completion_tokens"] / yield_["wall_s"], 2)
+                       if yield_["wall_s"] else None},
     })
     run.write_manifest(manifest)
     run.mark_complete()
