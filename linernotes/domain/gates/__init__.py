@@ -1,20 +1,31 @@
-"""Per-row gates for generated liner notes: grounding, style and safety.
+"""Per-row gates for generated liner notes: grounding, style, safety and usefulness.
 
 Every gate returns a `GateResult(passed, reasons, score)`; `run_gates` returns
-`{"grounding": ..., "style": ..., "safety": ...}`. Gates never drop a row: a
-failed gate only records why, and curation decides. An explanation of None (the
-teacher answer did not parse) fails all three with "no explanation parsed".
+`{"grounding": ..., "style": ..., "safety": ..., "usefulness": ...}` (GATE_NAMES;
+read them generically: "passed all gates" = every value passed). Gates never
+drop a row: a failed gate only records why, and curation decides. An explanation
+of None (the teacher answer did not parse) fails all of them with "no
+explanation parsed".
 
 One module per concern:
 
 * normalize.py: folding, name keys, creator lists split into people, edit distance;
 * vocab.py: the word lists in data/ (common words, genre vocabulary and matching);
 * index.py: `CatalogIndex`, every name and genre label of a catalog;
-* grounding.py: the grounding rule (documented there) and `grounding_gate`, built
-  from tokens.py (sentence tokens), allowed.py (what an item and listener allow)
-  and claims.py (the name, year, genre and facts_used checks);
+* grounding.py: the grounding rule (documented there), `grounding_gate` and
+  `analyse` (the verdict plus the reading it used), built from tokens.py
+  (sentence tokens, names blanked for cue matching), allowed.py (what an item and
+  listener allow, and which fact each name is), claims.py (the name, year, genre
+  and facts_used checks), relations.py (pairs of names that must hold together),
+  claim_types.py (awards, charts, tours, ... from data/grounding_claim_cues.txt),
+  listener_claims.py (age, place, ratings, habits, history words moved onto the
+  item; data/grounding_listener_cues.txt, data/grounding_places.txt) and
+  numbers.py (durations, counts, ordinals, bare numbers);
+* usefulness.py: `usefulness_gate` (names the item, ties it to the listener, no
+  repetition), reading the note through grounding.analyse;
 * style.py: `style_gate` and its thresholds (MAX_WORDS, ...);
-* safety.py: `safety_gate`, the blocklist (data/safety_blocklist.txt) and PII patterns.
+* safety.py: `safety_gate`, the blocklist (data/safety_blocklist.txt) and PII
+  patterns; the item's and history's own names are exempt.
 """
 
 from __future__ import annotations

@@ -75,11 +75,7 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
             if k and k not in keys:
                 keys[k] = what
             if k and tag:
-                toks = k.split()
-                sources.setdefault(k, set()).add(tag)
-                for i in range(len(toks)):
-                    for j in range(i + 1, len(toks) + 1):
-                        sources.setdefault(" ".join(toks[i:j]), set()).add(tag)
+                sources.setdefault(k, set()).add(tag)  # runs of its words: sources_of, lazily
 
     add(item.title, "item title", title=True, tag="item:title")
     add(_title_host(item.title), "item host", people=True, tag="item:creator")
@@ -224,5 +220,9 @@ def sources_of(key: str, allowed: Allowed) -> set[str]:
     found = allowed.sources.get(key)
     if found:
         return found
+    padded = f" {key} "
+    within = {tag for k, tags in allowed.sources.items() if padded in f" {k} " for tag in tags}
+    if within:
+        return within  # a run of an allowed name's words ("Harry Potter", "Hemingway")
     cand = _fuzzy_match(key, allowed) if len(key) >= 5 else None
     return allowed.sources.get(cand, set()) if cand else set()
