@@ -232,3 +232,22 @@ def test_usefulness(text, passed, reason, index):
     assert res.passed == passed, res.reasons
     assert passed or any(reason in r for r in res.reasons)
     assert set(run_gates(text, [], VIDA, BRAZIL_FAN, index)) == {"grounding", "style", "safety", "usefulness"}
+
+
+def test_duration_bounds_and_reversed_owner(index):
+    # 337 s = 5.6 min
+    passes("Led Zeppelin's The Rover runs under six minutes.", ROVER, None, index)
+    fails("Led Zeppelin's The Rover runs under five minutes.", ROVER, None, index, "under five minutes")
+    passes("Led Zeppelin's The Rover runs over five minutes.", ROVER, None, index)
+    fails("Vida Boa, Ozzy Osbourne's warm track, follows War Pigs.", VIDA, BRAZIL_FAN, index,
+          "Vida Boa, Ozzy Osbourne")
+    passes("Vida Boa, Caetano Veloso's warm track, follows War Pigs.", VIDA, BRAZIL_FAN, index)
+
+
+@pytest.mark.parametrize("text, span", [
+    ("Popcorn, set in Hollywood, is Ben Elton at his sharpest.", "set in"),
+    ("Popcorn, a Booker-shortlisted satire, is Ben Elton at his sharpest.", "shortlisted"),
+    ("Popcorn, translated by Anne Brown, is Ben Elton at his sharpest.", "translated by"),
+])
+def test_more_claim_types(text, span, index):
+    fails(text, POPCORN, None, index, span)

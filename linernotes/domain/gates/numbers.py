@@ -67,7 +67,9 @@ def check_numbers(text: str, free: str, allowed, claims) -> set[tuple[int, int]]
             continue
         spans.add(m.span())
         minutes = n if m.group(2) else n / 60 if m.group(3) else n * 60
-        if dur_min is not None and _close(minutes, dur_min):
+        bound = _BOUND.search(free[max(0, m.start() - 24):m.start()])
+        if dur_min is not None and (_bounded(bound.group(1).lower(), minutes, dur_min) if bound
+                                    else _close(minutes, dur_min)):
             claims.ok()
         else:
             have = f"item duration {dur_min:.1f} min" if dur_min is not None else "item has no duration"
@@ -130,6 +132,19 @@ def check_numbers(text: str, free: str, allowed, claims) -> set[tuple[int, int]]
         else:
             claims.bad(f'number "{quote(text, *m.span())}" not in the item or listener facts')
     return spans
+
+
+# "under five minutes", "over eight minutes", "nearly six minutes": a bound, not a value
+_BOUND = re.compile(r"\b(under|less than|shy of|short of|below|over|more than|longer than|above|past|"
+                    r"nearly|almost|close to)\s+(?:a|an|just|about)?\s*$", re.IGNORECASE)
+
+
+def _bounded(word: str, minutes: float, actual: float) -> bool:
+    if word in ("under", "less than", "shy of", "short of", "below"):
+        return actual < minutes
+    if word in ("over", "more than", "longer than", "above", "past"):
+        return actual > minutes
+    return minutes - 1 <= actual < minutes  # nearly / almost / close to
 
 
 def _close(minutes: float, actual: float) -> bool:

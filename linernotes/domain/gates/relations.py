@@ -73,6 +73,19 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
                 else:
                     claims.ok()
                 continue
+            # "Vida Boa, Ozzy Osbourne's ...": a work then its owner
+            poss2 = bool(re.search(r"['’]s?$", toks[e2 - 1].text)) or bool(
+                re.match(r"['’]s?\b", text[toks[e2 - 1].end:]))
+            owns_next = idx + 2 < len(ms) and _entities(ms[idx + 2][1], _WORK) and _filler_gap(
+                text[toks[e2 - 1].end:toks[ms[idx + 2][0][0]].start])  # "After X, Y's Z": Y owns Z
+            owned2 = _OWNED.match(re.sub(r"^['’]s?", "", text[toks[e2 - 1].end:]))
+            if poss2 and owned2 and not owns_next and re.fullmatch(r"\s*[,(–—-]\s*(?:the\s+|a\s+)?", gap) \
+                    and _entities(srcs, _WORK) and _entities(srcs2, _CREATOR):
+                if not _entities(srcs, _WORK) & _entities(srcs2, _CREATOR):
+                    claims.bad(f"relation {span} does not hold: {_what(srcs)} is not by {_who(srcs2)}")
+                else:
+                    claims.ok()
+                continue
             # "X cut Y", "X wrote Y"
             if _MADE.match(gap) and _entities(srcs, _CREATOR) and _entities(srcs2, _WORK):
                 if not _entities(srcs, _CREATOR) & _entities(srcs2, _WORK):

@@ -195,4 +195,4 @@ def phrase_pattern(phrases: Iterable[str]) -> re.Pattern | None:
     if not parts:
         return None
     parts.sort(key=len, reverse=True)
-    return re.compile(r"(?<![\w-])(?:" + "|".join(parts) + r")(?![\w])", re.IGNORECASE)
+    return re.compile(r"(?<![\w])(?:" + "|".join(parts) + r")(?![\w])", re.IGNORECASE)
