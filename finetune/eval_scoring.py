@@ -10,6 +10,7 @@ one reason in the per-gate breakdown.
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections import Counter
@@ -88,7 +89,8 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "distinct_2": distinct_n(texts, 2),
         "words": {"mean": round(statistics.mean(lengths), 2) if lengths else None,
                   "median": statistics.median(lengths) if lengths else None,
-                  "p90": sorted(lengths)[int(0.9 * (len(lengths) - 1))] if lengths else None,
+                  # nearest rank: the smallest length with at least 90% of notes at or below it
+                  "p90": sorted(lengths)[math.ceil(0.9 * len(lengths)) - 1] if lengths else None,
                   "all": lengths},
     }
     return out
@@ -115,7 +117,7 @@ def compare_rates(a: dict, b: dict, a_name: str, b_name: str, what: str = "accep
         call = f"{a_name} is worse than {b_name}"
     else:
         call = f"{a_name} and {b_name} cannot be told apart at this n"
-    verdict = (f"{call}: {what} {pct(a)} vs {pct(b)}; difference {100 * d:+.0f} points "
+    verdict = (f"{call[0].upper() + call[1:]}: {what} {pct(a)} vs {pct(b)}; difference {100 * d:+.0f} points "
                f"(95% CI {100 * lo:+.0f} to {100 * hi:+.0f}).")
     return {"a": a_name, "b": b_name, "metric": what, "a_rate": a, "b_rate": b, "diff": round(d, 4),
             "diff_ci95": [round(lo, 4), round(hi, 4)], "separated": bool(lo > 0 or hi < 0), "verdict": verdict}

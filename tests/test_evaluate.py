@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -101,7 +102,7 @@ def test_report_card_base_vs_tuned(tmp_path, fixture_catalog_dir):
     md = (out / "report.md").read_text()
     assert "MMLU guardrail" in md and "| grounding gate pass |" in md and "right letter" in md
     page = (out / "report.html").read_text()
-    assert "plotly" in page.lower() and report["headline"]["verdict"] in page and "<table" in page
+    assert "plotly" in page.lower() and html.escape(report["headline"]["verdict"]) in page and "<table" in page
     assert len((out / "chat.jsonl").read_text().splitlines()) == 2
     stamp = (out / "COMPLETE").read_text()
     assert evaluate(cfg, run.path, progress=False) == out and (out / "COMPLETE").read_text() == stamp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -57,10 +58,12 @@ def _standin_report(fixture_catalog_dir):
 
 def test_report_html_has_table_verdict_and_real_bars(fixture_catalog_dir):
     report = _standin_report(fixture_catalog_dir)
-    assert report["tuned"]["accepted"]["k"] == 3 and report["teacher"]["accepted"]["k"] == 4
+    # the gates decide acceptance (and change as they grow); parsing is ours: 0, 3 and 4 of 4
+    assert [report[s]["parse"]["k"] for s in ("base", "tuned", "teacher")] == [0, 3, 4]
+    assert report["base"]["accepted"]["k"] == 0
     page = report_html(report)
     assert "<h1>Report card: finetune-standin</h1>" in page
-    assert report["headline"]["verdict"] in page and "cannot be told apart" in report["headline"]["verdict"]
+    assert html.escape(report["headline"]["verdict"]) in page and "Headline." in page
     assert page.count("<table") >= 6
     assert "accepted note (parsed, all gates pass)" in page and "grounding gate pass" in page
     assert "&lt;b&gt;here&lt;/b&gt;" in page and "<b>here</b>" not in page  # model text is escaped data
@@ -68,7 +71,9 @@ def test_report_html_has_table_verdict_and_real_bars(fixture_catalog_dir):
     # bars: every side's bar holds its real rates (the parse bar of base is 0, tuned's is 0.75)
     bars = figures(report)[0]
     by_name = {t.name: list(t.y) for t in bars.data}
-    assert by_name["tuned"][1] == 0.75 and by_name["teacher"][0] == 1.0 and by_name["base"][1] == 0.0
+    assert by_name["tuned"][1] == 0.75 and by_name["teacher"][1] == 1.0 and by_name["base"][1] == 0.0
+    assert by_name["teacher"][0] == report["teacher"]["accepted"]["rate"]
+    assert list(bars.data[0].x)[2:] == list(report["tuned"]["gates"])  # every gate, whatever its name
     assert all(t.error_y.array is not None for t in bars.data)
 
 
