@@ -251,3 +251,9 @@ def test_duration_bounds_and_reversed_owner(index):
 ])
 def test_more_claim_types(text, span, index):
     fails(text, POPCORN, None, index, span)
+
+
+def test_genre_noun_after_an_article(index):
+    fails("Popcorn by Ben Elton is a gripping mystery.", POPCORN, None, index, "mystery")
+    fails("Popcorn is a sharp satire from Ben Elton.", POPCORN, None, index, "satire")
+    passes("Popcorn by Ben Elton is a sharp read.", POPCORN, None, index)

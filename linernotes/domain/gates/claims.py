@@ -361,7 +361,8 @@ def check_genres(text: str, toks: list[Tok], allowed: Allowed, vocab: Mapping[st
             nxt = toks[last_i + 1] if last_i + 1 < len(toks) else None
             # "fans of Rock" counts; "World War" (followed by another capital) does not
             capitalised_mid = first.cap and not first.sent_start and not (nxt is not None and nxt.cap)
-            if not capitalised_mid and not _has_cue(toks, last_i, vocab):
+            if not capitalised_mid and not _has_cue(toks, last_i, vocab) \
+                    and not _article_noun(text, toks, prev_idx + 1, last_i):
                 continue
         shown = _span_text(text, free[s:e]).lower()
         if phrase in seen:
@@ -395,6 +396,34 @@ def _clause(text: str, start: int, end: int, width: int = 30) -> str:
     left = text[lo:start].split(None, 1)[-1] if lo > 0 and " " in text[lo:start] else text[lo:start]
     right = text[end:hi].rsplit(None, 1)[0] if hi < len(text) and " " in text[end:hi] else text[end:hi]
     return (left + text[start:end] + right).strip(" ,;")
+
+
+_NOUN_END = frozenset({"for", "that", "from", "by", "with", "about", "set", "in", "of", "and", "to", "which",
+                       "who", "where", "than", "like", "after", "on", "at"})
+
+
+def _article_noun(text: str, toks: list[Tok], first: int, last: int) -> bool:
+    """An ambiguous genre word used as the noun of "a/an/this ..." ("a gripping
+    mystery.", "a sharp satire for ..."): a genre claim about what the article names."""
+    j, hops = first - 1, 0
+    while j >= 0 and hops < 3:
+        t = toks[j]
+        hyphened = text[t.end:toks[j + 1].start] == "-"  # "a Bible-inspired fantasy"
+        if t.masked or t.used or (t.cap and not hyphened) or toks[j + 1].sent_start:
+            return False
+        if t.key in ("a", "an", "this", "another"):
+            break
+        if "," in text[t.end:toks[j + 1].start]:
+            return False
+        j, hops = j - 1, hops + 1
+    else:
+        return False
+    if j < 0:
+        return False
+    if last + 1 >= len(toks) or toks[last + 1].sent_start:
+        return True
+    gap = text[toks[last].end:toks[last + 1].start]
+    return bool(re.search(r"[,;:.!?()]", gap)) or toks[last + 1].key in _NOUN_END
 
 
 def _has_cue(toks: list[Tok], last: int, vocab: Mapping[str, GenreEntry]) -> bool:
