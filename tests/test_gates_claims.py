@@ -257,3 +257,8 @@ def test_genre_noun_after_an_article(index):
     fails("Popcorn by Ben Elton is a gripping mystery.", POPCORN, None, index, "mystery")
     fails("Popcorn is a sharp satire from Ben Elton.", POPCORN, None, index, "satire")
     passes("Popcorn by Ben Elton is a sharp read.", POPCORN, None, index)
+
+
+def test_origin_and_hyphened_relation(index):
+    fails("Caetano Veloso's Vida Boa is a Portuguese classic after War Pigs.", VIDA, BRAZIL_FAN, index, "Portuguese")
+    fails("The Ryan Hawk-hosted Jocko Podcast suits you.", JOCKO, PODDER, index, "Ryan Hawk-hosted Jocko Podcast")

@@ -84,6 +84,12 @@ _LISTENER_BEFORE = re.compile(r"\b(?:your|you|as\s+an?|fellow)\s+(?:[\w-]+\s+){0
 _LANGUAGE_AFTER = re.compile(r"^[\s-]+(?:language|speaking|translation|translated|edition|original)\b", re.IGNORECASE)
 
 
+# "a Portuguese band", "a British novelist": an origin the catalog never states
+_ORIGIN_AFTER = re.compile(r"^[\s-]+(?:[a-z-]+\s+){0,1}(?:band|artist|author|writer|novelist|singer|songwriter|"
+                           r"group|act|rocker|crooner|poet|host|hosts|podcaster|composer|classic|novel|book|"
+                           r"track|song|album|record|podcast|show)\b")
+
+
 def _said_of_listener(free: str, start: int, end: int) -> bool:
     return bool(_LISTENER_AFTER.match(free[end:]) or _LISTENER_BEFORE.search(free[max(0, start - 30):start]))
 
@@ -198,7 +204,7 @@ def _check_places(text: str, free: str, allowed, claims) -> None:
             continue  # "english" lower-case: a language, a word; proper nouns are capitalised
         key = " ".join(name_tokens(shown))
         if key in demonyms and not _said_of_listener(free, m.start(), m.end()) \
-                and not _LANGUAGE_AFTER.match(free[m.end():]):
+                and not _LANGUAGE_AFTER.match(free[m.end():]) and not _ORIGIN_AFTER.match(free[m.end():]):
             continue  # "Brazilian Latin sounds": a description of music, not of the listener
         if _in_item(key.split(), allowed.item_words):
             claims.ok()

@@ -35,9 +35,10 @@ _FROM = re.compile(r"^[\s,\"“”'‘’)]*(?:(?:taken|lifted|pulled|culled)\s+
                    r"(?:the\s+|their\s+|his\s+|her\s+|its\s+)?(?:[\w-]+\s+){0,1}?"
                    r"(?:(?:album|record|lp|ep|disc|compilation|collection|set|release)\s+)?[\"“‘']?$", re.IGNORECASE)
 # "Iron Maiden cut You Got Me Rocking", "Austen wrote Emma": a creator making a work
-_MADE = re.compile(r"^\s+(?:also\s+|first\s+|once\s+)?(?:cut|recorded|wrote|penned|sang|sings|released|"
+_MADE = re.compile(r"^(?:-(?:hosted|penned|written|fronted|led|produced|narrated|sung|authored)\s+[\"“‘']?|"
+                   r"\s+(?:also\s+|first\s+|once\s+)?(?:cut|recorded|wrote|penned|sang|sings|released|"
                    r"made|delivered|put\s+out|gave\s+us|dropped|authored|hosts|hosted|created|composed|"
-                   r"co-wrote|writes)\s+[\"“‘']?$", re.IGNORECASE)
+                   r"co-wrote|writes)\s+[\"“‘']?)$", re.IGNORECASE)
 _SERIES_BEFORE = re.compile(r"\b(?:in|of|from|to|joins|continues)\s+(?:the\s+)?[\"“]?$", re.IGNORECASE)
 _SERIES_AFTER = re.compile(r"^[\"”]?\s*(?:series|saga|trilogy|sequence|cycle|universe|franchise|books|novels)\b",
                            re.IGNORECASE)
