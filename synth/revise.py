@@ -166,11 +166,17 @@ def yield_report(records: list[Any], wall_s: float | None = None) -> dict[str, A
 
 def format_yield(y: dict[str, Any]) -> str:
     fails = ", ".join(f"{k} {v}" for k, v in y["first_round_gate_failures"].items()) or "none"
-    wall = f"{y['wall_s_per_accepted']} s wall" if y.get("wall_s_per_accepted") is not None else "- s wall"
+    spent = y["prompt_tokens"] + y["completion_tokens"]
+    if y["accepted"]:
+        wall = f", {y['wall_s_per_accepted']} s wall" if y.get("wall_s_per_accepted") is not None else ""
+        cost = (f"per accepted note: {y['tokens_per_accepted']} tokens (prompt+completion), "
+                f"{y['model_s_per_accepted']} s model{wall}")
+    else:
+        wall = f", {y['wall_s']} s wall" if y.get("wall_s") is not None else ""
+        cost = f"no note accepted; spent {spent} tokens (prompt+completion), {y['model_s']} s model{wall}"
     return (f"synth yield: {y['accepted']}/{y['pairs']} pairs accepted ({y['accepted_per_pair']:.0%}); "
             f"first time {y['accepted_first_time']}, after revision {y['accepted_after_revision']} "
             f"(revised {y['revised_pairs']}); attempts {y['attempts'][FIRST]} + "
             f"{y['attempts'][REVISION]} revisions\n"
-            f"  per accepted note: {y['tokens_per_accepted']} tokens (prompt+completion), "
-            f"{y['model_s_per_accepted']} s model, {wall}\n"
+            f"  {cost}\n"
             f"  first-round failures of {y['first_round_candidates']} candidates: {fails}")

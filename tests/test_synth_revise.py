@@ -197,7 +197,9 @@ def test_yield_report_counts_first_time_revision_cost_and_gate_failures():
     assert y["first_round_candidates"] == 6
     assert y["first_round_gate_failures"] == {"grounding": 2, "parse": 1, "safety": 1, "style": 1}
     text = revise.format_yield(y)
-    assert "2/3 pairs accepted" in text and "after revision 1" in text
+    assert "2/3 pairs accepted" in text and "after revision 1" in text and "480.0 tokens" in text
+    none = revise.format_yield(revise.yield_report(records[2:], wall_s=1.0))
+    assert "0/1 pairs accepted" in none and "no note accepted; spent 360 tokens" in none
 
 
 # ------------------------------------------------------------------ a resumed run, stand-in teacher

@@ -19,7 +19,8 @@ def test_candidates_revision_and_yield_through_llamacpp(fixture_catalog_dir, tmp
     run = run_synth(config)
     manifest = run.manifest()
     y = manifest["yield"]
-    print("yield:", y)  # the numbers of this run, for the report (-s)
+    with capsys.disabled():  # the numbers of this run, for the report (pytest -s)
+        print("\nyield:", y)
     records = load_records(run)
     assert len(records) == 4 == y["pairs"] == manifest["counts"]["rows"]
     assert y["accepted"] == y["accepted_first_time"] + y["accepted_after_revision"]
