@@ -262,3 +262,11 @@ def test_genre_noun_after_an_article(index):
 def test_origin_and_hyphened_relation(index):
     fails("Caetano Veloso's Vida Boa is a Portuguese classic after War Pigs.", VIDA, BRAZIL_FAN, index, "Portuguese")
     fails("The Ryan Hawk-hosted Jocko Podcast suits you.", JOCKO, PODDER, index, "Ryan Hawk-hosted Jocko Podcast")
+
+
+def test_listener_country_and_genre_moved_onto_the_item(index):
+    fails("Tim Maia's Chocolate, straight from Brazil, suits a War Pigs fan.", CHOC, BRAZIL_FAN, index, "Brazil")
+    passes("For a listener from Brazil who plays War Pigs, Tim Maia's Chocolate is a Latin change.", CHOC,
+           BRAZIL_FAN, index)
+    fails("Since you love jazz, Led Zeppelin's The Rover is a jazz gem.", ROVER, BRAZIL_FAN, index,
+          "listener's, not the item's")

@@ -365,8 +365,8 @@ def check_genres(text: str, toks: list[Tok], allowed: Allowed, vocab: Mapping[st
                     and not _article_noun(text, toks, prev_idx + 1, last_i):
                 continue
         shown = _span_text(text, free[s:e]).lower()
-        if phrase in seen:
-            continue
+        # each mention is judged: "since you love Latin, Vida Boa is a Latin gem" says it twice,
+        # once of the listener and once of the item
         seen.add(phrase)
         canonical = entry.canonical
         words = phrase.split()

@@ -90,6 +90,19 @@ _ORIGIN_AFTER = re.compile(r"^[\s-]+(?:[a-z-]+\s+){0,1}(?:band|artist|author|wri
                            r"track|song|album|record|podcast|show)\b")
 
 
+# "straight from Brazil", "made in Portugal": the item's origin, which the catalog never
+# states, even when it is the listener's country ("a listener from Brazil" is fine)
+_ORIGIN_BEFORE = re.compile(r"(?:^|\W)(?:(\w+)\s+)?(?:straight\s+from|from|out\s+of|made\s+in|born\s+in|hails\s+from|"
+                            r"recorded\s+in)\s+(?:the\s+)?$", re.IGNORECASE)
+_PEOPLE = frozenset({"listener", "listeners", "reader", "readers", "fan", "fans", "someone", "anyone", "people",
+                     "you", "yourself", "audience", "listening", "reading"})
+
+
+def _origin_before(free: str, start: int) -> bool:
+    m = _ORIGIN_BEFORE.search(free[max(0, start - 40):start])
+    return bool(m) and (m.group(1) or "").lower() not in _PEOPLE
+
+
 def _said_of_listener(free: str, start: int, end: int) -> bool:
     return bool(_LISTENER_AFTER.match(free[end:]) or _LISTENER_BEFORE.search(free[max(0, start - 30):start]))
 
@@ -195,6 +208,14 @@ def _check_places(text: str, free: str, allowed, claims) -> None:
     if rx is None:
         return
     mine = alias.get(" ".join(name_tokens(allowed.country or "")), " ".join(name_tokens(allowed.country or "")))
+    if mine:
+        # the listener's own country is an allowed name (blanked in `free`); said as the
+        # item's origin it is still unsupported
+        for m in rx.finditer(text):
+            key = " ".join(name_tokens(m.group(0)))
+            if alias.get(key) == mine and key not in demonyms and m.group(0)[:1].isupper() \
+                    and _origin_before(text, m.start()) and not _in_item(key.split(), allowed.item_words):
+                claims.bad(f'place "{quote(text, *m.span())}": the listener\'s country, not a fact of the item')
     folded = fold(free)
     if len(folded) != len(free):
         folded, free = free, free
@@ -213,7 +234,7 @@ def _check_places(text: str, free: str, allowed, claims) -> None:
             claims.bad(f'place "{shown}" not supported (a city; the listener record has only a country'
                        f'{": " + allowed.country if allowed.country else ", and none here"})')
             continue
-        if mine and alias.get(key) == mine:
+        if mine and alias.get(key) == mine and not (key not in demonyms and _origin_before(free, m.start())):
             claims.ok()
             continue
         have = f"listener country: {allowed.country}" if allowed.country else "listener has no country"
