@@ -32,7 +32,8 @@ def check_claim_types(text: str, free: str, allowed, claims) -> None:
                 continue
             seen.add(m.span())
             words = [w for w in name_tokens(m.group(0)) if len(w) > 1]
-            if words and all(_stem_in(w, allowed.item_words) for w in words):
+            support = allowed.item_words | {g for g in allowed.item_genres if " " not in g}
+            if words and all(_stem_in(w, support) for w in words):
                 claims.ok()
                 continue
             claims.bad(f'unsupported {cat} claim "{quote(text, *m.span())}" (not in the item\'s facts)')
