@@ -28,7 +28,7 @@ fixed1 (per-type shots, the same for every row of a type: one shared prefix),
 rotate2 / rotate1 (per-type shots rotated by item id), suffix "-nogrammar"
 drops the JSON-schema grammar. Untimed warm-up per variant: one request per
 item type built from other rows (another seed), so every variant starts with
-its own shared prefixes cached.
+its own shared prefixes cached, on a fresh server (no variant inherits another's cache).
 
     .venv/bin/python bench/synth_throughput.py --variants fixed2@c4@t2,rotate2@c4@t2 \
         --model qwen2.5-coder-1.5b-instruct --rows 21 --seed 17
@@ -177,20 +177,20 @@ def run_variants(args: argparse.Namespace) -> int:
     print(f"{len(planned)} rows ({per_type} x {item_types}, seed {args.seed}); model {model_path.name}; "
           f"max_new_tokens {config.max_new_tokens}", flush=True)
     results = []
-    srv, key = None, None
+    srv = None
     try:
         for spec in specs:
             parts = spec.split("@")
             prompt = parts[0]
             opts = {q[0]: int(q[1:]) for q in parts[1:]}
             conc, threads, reuse = opts.get("c", 4), opts.get("t", 2), opts.get("r", 0)
-            if key != (conc, threads, reuse):
-                if srv is not None:
-                    srv.stop()
-                srv = server(model_path, model_name=model_name, n_parallel=conc, n_threads=threads,
-                             cache_reuse=reuse)
-                srv.start()
-                key = (conc, threads, reuse)
+            # A fresh server per variant: a server that served the previous variant holds its
+            # prompts (slots + host-RAM cache), and shared prefixes would leak between variants.
+            if srv is not None:
+                srv.stop()
+            srv = server(model_path, model_name=model_name, n_parallel=conc, n_threads=threads,
+                         cache_reuse=reuse)
+            srv.start()
             builder = variant_builder(prompt, config)
             schema = None if prompt.endswith("-nogrammar") else EXPLANATION_SCHEMA
             base_url = srv.base_url + "/v1"
