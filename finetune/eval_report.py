@@ -94,8 +94,8 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"**Headline.** {report['headline']['verdict']}", "",
              f"Versus the untuned base: {report['vs_base']['verdict']}", "",
              f"Held-out pairs: {report['base']['n']} ({per_type}; seed {cfg['seed']}; "
-             f"{report['excluded_training_items']} training items excluded, so no pair shares an item with "
-             f"training). Student notes: greedy, max {cfg['max_new_tokens']} new tokens, the trained zero-shot "
+             f"{report['excluded_training_items']} trained item ids and the golden examples' titles excluded, "
+             f"so no pair shares an item with training). Student notes: greedy, max {cfg['max_new_tokens']} new tokens, the trained zero-shot "
              f"prompt. {teacher_sentence(report)} Rates: value [Wilson 95% CI].", "",
              "### Notes", "",
              "| metric | " + " | ".join(ss) + " |", "|---|" + "---|" * len(ss)]

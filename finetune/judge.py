@@ -39,6 +39,9 @@ Caller = Callable[[str], str]  # prompt -> raw judge output
 def parse_answer(raw: str | None) -> str | None:
     """'A', 'B', 'tie' or None (unparsable). Accepts the JSON answer or a bare word."""
     text = (raw or "").strip()
+    field = re.search(r'"better"\s*:\s*"(A|B|tie)"', text, flags=re.IGNORECASE)
+    if field:  # also when the JSON was cut off after the answer (grammar output pads with whitespace)
+        text = field.group(1)
     try:
         obj = json.loads(text)
         if isinstance(obj, dict):
@@ -99,7 +102,7 @@ def judge_sides(call: Caller, contexts: Sequence[str], xs: Sequence[str | None],
             "seconds_per_call": round(sum(timed) / len(timed), 3) if timed else None, "verdicts": verdicts}
 
 
-def openai_caller(base_url: str, model: str, api_key: str, max_tokens: int = 16, structured: bool = True) -> Caller:
+def openai_caller(base_url: str, model: str, api_key: str, max_tokens: int = 32, structured: bool = True) -> Caller:
     """A Caller over an OpenAI-compatible chat endpoint (greedy; JSON-schema answer when structured)."""
     from openai import OpenAI
 

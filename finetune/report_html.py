@@ -128,7 +128,7 @@ def report_html(report: dict[str, Any]) -> str:
              f"<p>Versus the untuned base: {_e(report['vs_base']['verdict'])}</p>",
              f"<p class='small'>Held-out pairs: {report['base']['n']} "
              f"({_e(', '.join(f'{t} {k}' for t, k in (report.get('heldout_per_type') or {}).items()))}); "
-             f"{report['excluded_training_items']} training items excluded. {_e(teacher_sentence(report))} "
+             f"{report['excluded_training_items']} trained item ids and the golden examples' titles excluded. {_e(teacher_sentence(report))} "
              "Rates are shown as value [Wilson 95% CI].</p>"]
 
     parts.append("<h2>Every metric</h2>")

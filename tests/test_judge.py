@@ -43,6 +43,8 @@ def test_consistent_preference_wins_and_forfeits():
 
 def test_parse_answer():
     assert judge.parse_answer('{"better": "B"}') == "B"
+    assert judge.parse_answer('{\n  "better": "A"\n ') == "A"  # cut off by max_tokens after the answer
+    assert judge.parse_answer('{\n  "better": ') is None
     assert judge.parse_answer(" tie.") == "tie"
     assert judge.parse_answer("a") == "A"
     assert judge.parse_answer("Both are fine") is None and judge.parse_answer(None) is None
