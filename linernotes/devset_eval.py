@@ -1,6 +1,6 @@
-"""Score the gates on a hand-written dev set (devsets/<name>/{dev,holdout}.jsonl).
+"""Score the gates on a hand-written dev set (devsets/<name>/{dev,dev2,holdout}.jsonl).
 
-    python -m linernotes.devset_eval grounding --split dev|holdout|all [--show N] [--json PATH]
+    python -m linernotes.devset_eval grounding --split dev|dev2|holdout|all [--show N] [--json PATH]
                                                [--catalog DIR]
 
 Each row names an item and a listener of the ingested catalog, a note, the gate it is
@@ -17,7 +17,7 @@ the catalog is reported (file, line, field) and skipped, not fatal.
 The gate engineer can call `load_rows`, `resolve`, `score` and `format_report` from
 Python with any judge: `judge(row, item, listener) -> {gate name: GateResult | dict}`.
 
-The rule of the set: tune on `dev` only; `holdout` is the reported number.
+The rule of the set: tune on `dev` and `dev2` only; `holdout` is the reported number.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from typing import Any
 from linernotes.records import Item, Listener
 
 DEVSETS_DIR = Path(__file__).resolve().parent.parent / "devsets"
-SPLITS = ("dev", "holdout")
+# dev and dev2 are tuning splits; holdout is the reported one (devsets/grounding/README.md).
+SPLITS = ("dev", "dev2", "holdout")
 EXPECTS = ("pass", "fail")
 GATES = ("grounding", "usefulness", "safety")
 PASS_CLASSES = ("grounded", "grounded_tricky", "useful")
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("name", help="devset folder under devsets/ (e.g. grounding)")
     ap.add_argument("--split", choices=(*SPLITS, "all"), default="dev")
     ap.add_argument("--show", type=int, default=None,
-                    help="misclassified rows to print per split (default: 10 for dev, 0 for holdout, "
+                    help="misclassified rows to print per split (default: 10 for dev and dev2, 0 for holdout, "
                          "so that tuning runs do not read holdout rows)")
     ap.add_argument("--json", dest="json_path", help="write the numbers here")
     ap.add_argument("--catalog", help="ingested catalog folder (default: LINERNOTES_HOME/catalog)")
