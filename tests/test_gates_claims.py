@@ -270,3 +270,37 @@ def test_listener_country_and_genre_moved_onto_the_item(index):
            BRAZIL_FAN, index)
     fails("Since you love jazz, Led Zeppelin's The Rover is a jazz gem.", ROVER, BRAZIL_FAN, index,
           "listener's, not the item's")
+
+
+# ----------------------------------------------------------------------------- claim families (lexicon breadth)
+
+@pytest.mark.parametrize("item, text, span", [
+    (ROVER, "The Rover went double platinum for Led Zeppelin.", "double platinum"),
+    (ROVER, "The Rover earned Led Zeppelin a gold disc.", "gold disc"),
+    (ROVER, "The Rover, a radio hit, rocks.", "radio hit"),
+    (ROVER, "The Rover was Led Zeppelin's signature song.", "signature song"),
+    (ROVER, "The Rover, mastered by Jimmy Page, rocks.", "mastered by"),
+    (ROVER, "The Rover features a guitar solo from Jimmy Page.", "solo from"),
+    (ROVER, "The Rover, later sampled by rappers, rocks.", "sampled"),
+    (ROVER, "The Rover, a fan favourite at Led Zeppelin shows, rocks.", "fan favourite at"),
+    (POPCORN, "Popcorn, later made into a movie, is sharp.", "made into"),
+    (POPCORN, "Popcorn, a million-copy seller, is sharp.", "million-copy"),
+    (POPCORN, "Popcorn, the opening volume of a series, is sharp.", "opening volume"),
+    (POPCORN, "Popcorn, Ben Elton's breakout novel, is sharp.", "breakout"),
+    (POPCORN, "Popcorn, praised by reviewers, is sharp.", "praised"),
+    (POPCORN, "Popcorn, based on a true story, is sharp.", "true story"),
+    (JOCKO, "Jocko Podcast, with millions of downloads, is tough.", "downloads"),
+    (JOCKO, "Jocko Podcast, a Webby winner, is tough.", "Webby"),
+    (JOCKO, "Jocko Podcast drops new episodes every week.", "new episodes"),
+])
+def test_claim_families_beyond_one_wording(item, text, span, index):
+    fails(text, item, None, index, span)
+
+
+def test_claim_family_words_held_by_the_item_pass(index):
+    # the item's own texts hold the cue words: the claim is a fact
+    demo = track(30, "Sick Again (Demo)", "Led Zeppelin", "Physical Graffiti [Remastered]", "Rock", 283.0)
+    passes("Sick Again, from the remastered Physical Graffiti, is raw Led Zeppelin rock.", demo, None, index)
+    movie = book("0000000001", "Jaws: The Movie Tie-In", "Peter Benchley", 1975, "Pan")
+    passes("Peter Benchley's Jaws, the movie tie-in, is a 1975 read.", movie, None, index)
+    passes("Popcorn by Ben Elton is a follow-up read to your Dead Famous.", POPCORN, US_READER, index)
