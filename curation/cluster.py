@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from linernotes.domain.gates import GATE_NAMES
 from linernotes.jsoncol import loads_json, loads_obj
 
 NOISE = -1
@@ -52,7 +53,7 @@ NOISE_LABEL = "unclustered"
 CLUSTER_METHODS = ("kmeans", "hdbscan")
 PROJECTIONS = ("auto", "umap", "pca", "tsne")
 COLOR_BY = ("cluster", "item_type", "gate")
-GATES = ("grounding", "style", "safety")
+GATES = GATE_NAMES  # grounding, style, safety, usefulness
 
 # n_clusters=0 picks k by K_RULE. "sqrt": k = clip(round(sqrt(n/2)), 2, K_MAX);
 # "silhouette": the cosine-silhouette-best k over `k_candidates(n)` (all ks up to 12,

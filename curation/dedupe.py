@@ -103,7 +103,7 @@ def entity_keys(df: pd.DataFrame, by: str = "item") -> np.ndarray:
     return codes.astype(np.int64)
 
 
-GATE_COLUMNS = ("gate_grounding", "gate_style", "gate_safety")
+GATE_COLUMNS = ("gate_grounding", "gate_style", "gate_safety", "gate_usefulness")
 
 
 def _gates_passed(df: pd.DataFrame) -> np.ndarray:

@@ -206,7 +206,9 @@ def pair_index(sample_df: pd.DataFrame) -> dict[str, str]:
 def _gate_meta(row: dict) -> dict[str, str]:
     verdicts = {g: _verdict(row.get(g)) for g in GATES}
     meta = {g: {True: "pass", False: "fail", None: "not run"}[v] for g, v in verdicts.items()}
-    meta["gates_passed"] = "yes" if all(v is True for v in verdicts.values()) else "no"
+    # usefulness counts when it ran (rows gated before it existed have None there)
+    useful = _verdict(row.get("gate_usefulness"))
+    meta["gates_passed"] = "yes" if all(v is True for v in verdicts.values()) and useful is not False else "no"
     return meta
 
 

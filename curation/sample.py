@@ -53,11 +53,12 @@ import numpy as np
 import pandas as pd
 
 from curation.cluster import NOISE, NOISE_LABEL, item_titles, margins
+from linernotes.domain.gates import GATE_NAMES
 from linernotes.jsoncol import loads_json, loads_obj
 
 REASONS = ("gate_disagreement", "low_confidence", "cluster_boundary", "cluster_coverage",
            "control")
-GATES = ("grounding", "style", "safety")
+GATES = GATE_NAMES  # grounding, style, safety, usefulness
 NEAR_MISS = 0.75  # a failed gate scoring at least this is a near miss (style: 1 problem of 4)
 BOUNDARY_QUANTILE = 0.2
 FACTS_PREFIX = "facts_used entry"
@@ -68,7 +69,7 @@ SAMPLE_COLUMNS = (
     "review_priority", "sample_reason", "reason_detail", "all_reasons",
     "record_id", "task", "item_id", "item_type", "item_title", "item", "listener_id", "listener",
     "explanation", "facts_used", "parsed", "parse_error",
-    "gate_grounding", "gate_style", "gate_safety", "passed_all", "gate_reasons", "gates",
+    "gate_grounding", "gate_style", "gate_safety", "gate_usefulness", "passed_all", "gate_reasons", "gates",
     "cluster", "cluster_label", "cluster_margin", "x", "y",
     "prompt_version", "model", "dup_group",
 )
@@ -86,7 +87,7 @@ def _gates(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     "score": float(v.get("score", math.nan))} for g, v in full.items()}
     reasons = loads_obj(row.get("gate_reasons"))
     return {g: {"passed": bool(row.get(f"gate_{g}")), "reasons": list(reasons.get(g) or []),
-                "score": math.nan} for g in GATES if f"gate_{g}" in row}
+                "score": math.nan} for g in GATES if f"gate_{g}" in row and row.get(f"gate_{g}") is not None}
 
 
 def _has_text(value: Any) -> bool:

@@ -246,6 +246,8 @@ class ExplanationRecord(BaseModel):
             "gate_grounding": self.gates.get("grounding", GateResult(passed=False)).passed,
             "gate_style": self.gates.get("style", GateResult(passed=False)).passed,
             "gate_safety": self.gates.get("safety", GateResult(passed=False)).passed,
+            # None for records gated before the usefulness gate existed
+            "gate_usefulness": self.gates["usefulness"].passed if "usefulness" in self.gates else None,
             "gate_reasons": json.dumps({k: g.reasons for k, g in self.gates.items()}, ensure_ascii=False),
             "gates": json.dumps({k: g.model_dump() for k, g in self.gates.items()}, ensure_ascii=False),
             "passed_all": self.passed_all,

@@ -80,6 +80,7 @@ class GeneratedRow(_Row):
     gate_grounding: bool = False
     gate_style: bool = False
     gate_safety: bool = False
+    gate_usefulness: bool | None = None  # None: gated before the usefulness gate existed
     gate_reasons: str = "{}"
     gates: str = "{}"
     passed_all: bool = False
@@ -124,6 +125,7 @@ class ReviewSampleRow(_Row):
     gate_grounding: bool | None = None
     gate_style: bool | None = None
     gate_safety: bool | None = None
+    gate_usefulness: bool | None = None
     passed_all: bool | None = None
     gate_reasons: str | None = None
     gates: str | None = None

@@ -31,15 +31,15 @@ from typing import Any
 
 from linernotes import paths
 from linernotes.config import SynthConfig, load_config
+from linernotes.domain.gates import GATE_NAMES
 from linernotes.records import ExplanationRecord
 from linernotes.runs import RunDir
 
 ENV_CATALOG = "LINERNOTES_CATALOG_DIR"
 ITEM_TYPES = ("music", "book", "podcast")
-GATES = ("grounding", "style", "safety")
+GATES = GATE_NAMES  # grounding, style, safety, usefulness
 # Filters for the results table: label -> predicate over a records_frame row.
-FILTERS = ("all rows", "any failure", "parse failed", "failed grounding", "failed style",
-           "failed safety", "passed all")
+FILTERS = ("all rows", "any failure", "parse failed", *(f"failed {g}" for g in GATES), "passed all")
 
 
 # --------------------------------------------------------------------------- catalog

@@ -15,6 +15,7 @@ import pytest
 
 from linernotes import paths
 from marimo_helpers import assert_marimo_check_clean, assert_test_cells_pass, load_app
+from linernotes.domain.gates import GATE_NAMES
 
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "05_serve.py"
 
@@ -69,7 +70,7 @@ def test_button_serves_and_explains(fixture_catalog_dir, tmp_path, monkeypatch):
         result = defs["results"][playground.BASE_LABEL]
         assert "error" not in result, result
         assert result["item_id"] == defs["picked_item"].item_id
-        assert set(result["gates"]) == {"grounding", "style", "safety"} and result["latency_ms"] > 0
+        assert set(result["gates"]) == set(GATE_NAMES) and result["latency_ms"] > 0
         assert list(defs["comparison"]["model"]) == [playground.BASE_LABEL]
     finally:
         playground.ENDPOINTS.stop_all()

@@ -17,6 +17,7 @@ from serve import limits, metrics
 from serve.app import EndpointState, build_app, client_examples
 from serve.limits import Admission, BodyTooLarge, Overloaded, apply_token_cap, key_matches
 from serve.settings import ServeSettings, choose_model_file, default_served_name, keys_from_env
+from linernotes.domain.gates import GATE_NAMES
 
 KEY = "unit-test-key-1"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -453,7 +454,7 @@ def test_explain_inline_builds_the_training_prompt_and_gates(tmp_path):
     assert ok.status_code == 200, ok.text
     data = ok.json()
     assert data["parsed"] and data["explanation"].startswith("Since Master Of Puppets")
-    assert set(data["gates"]) == {"grounding", "style", "safety"}
+    assert set(data["gates"]) == set(GATE_NAMES)
     assert data["passed"] == all(g["passed"] for g in data["gates"].values())
     assert data["usage"]["completion_tokens"] == 3 and data["latency_ms"] >= data["engine_ms"]
     sent = engine.requests[0]

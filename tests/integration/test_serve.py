@@ -21,6 +21,7 @@ from openai import AsyncOpenAI, OpenAI
 from serve import metrics
 from serve.app import client_examples, start_endpoint
 from linernotes.domain.prompts import EXPLANATION_SCHEMA
+from linernotes.domain.gates import GATE_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -191,7 +192,7 @@ def test_explain_on_a_catalog_item(endpoint, fixture_catalog_dir):
     assert resp.status_code == 200, resp.text
     data = resp.json()
     assert (data["item_id"], data["listener_id"]) == (item.item_id, listener.listener_id)
-    assert set(data["gates"]) == {"grounding", "style", "safety"}
+    assert set(data["gates"]) == set(GATE_NAMES)
     for verdict in data["gates"].values():
         assert isinstance(verdict["passed"], bool) and isinstance(verdict["reasons"], list)
         if not verdict["passed"]:

@@ -16,6 +16,7 @@ from linernotes.services.llamacpp import server
 from synth.cache import CallCache
 from synth.pipeline import load_records, run_synth
 from linernotes.domain.prompts import EXPLANATION_SCHEMA
+from linernotes.domain.gates import GATE_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,7 @@ def test_pipeline_through_llamacpp(fixture_catalog_dir, tmp_path, isolated_home,
     assert manifest["cache"]["miss"] == 9 and manifest["cache"]["hit"] == 0
     assert manifest["counts"]["parse_rate"] >= 0.5  # schema-constrained; truncation may cut a few
     for r in records:
-        assert set(r.gates) == {"grounding", "style", "safety"}
+        assert set(r.gates) == set(GATE_NAMES)
         assert r.metadata["call"]["cache"] == "miss"
         assert r.metadata["call"]["output_tokens"] > 0
         assert r.sampling["temperature"] == config.temperature
