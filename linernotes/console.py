@@ -46,11 +46,15 @@ def print_synth_run(run) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("planned", "rows", "parsed", "parse_rate", "grounding_pass", "style_pass",
-                "safety_pass", "passed_all", "quarantined", "output_tokens"):
+                "safety_pass", "usefulness_pass", "passed_all", "quarantined", "output_tokens"):
         table.add_row(key, str(counts.get(key)))
     table.add_row("cache hit/miss/error",
                   f"{m['cache']['hit']}/{m['cache']['miss']}/{m['cache']['error']}")
     table.add_row("pipeline s", str(m["timings"].get("pipeline_s")))
     table.add_row("output tokens/s", str(m["throughput"]["output_tokens_per_s"]))
     con.print(table)
+    if m.get("yield"):
+        from synth.revise import format_yield
+
+        con.print(format_yield(m["yield"]))
     con.print(f"dataset: {run.parquet_path}\nmanifest: {run.manifest_path}")
