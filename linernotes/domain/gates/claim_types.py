@@ -31,12 +31,16 @@ def check_claim_types(text: str, free: str, allowed, claims) -> None:
             if any(s < m.end() and m.start() < e for s, e in seen):
                 continue
             seen.add(m.span())
-            words = [w for w in name_tokens(m.group(0)) if len(w) > 1]
+            # function words ("live at") carry no claim; the content words must be the item's
+            words = [w for w in name_tokens(m.group(0)) if len(w) > 1 and w not in _FUNCTION]
             support = allowed.item_words | {g for g in allowed.item_genres if " " not in g}
             if words and all(_stem_in(w, support) for w in words):
                 claims.ok()
                 continue
             claims.bad(f'unsupported {cat} claim "{quote(text, *m.span())}" (not in the item\'s facts)')
+
+
+_FUNCTION = frozenset("at in on of by to for from with into the an its their his her before after".split())
 
 
 def _stem_in(word: str, item_words: set[str]) -> bool:

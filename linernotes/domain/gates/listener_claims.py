@@ -17,8 +17,12 @@ _NUM_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "s
               "nine": 9, "ten": 10}
 _DECADE_AGE = {"teens": (13, 19), "twenties": (20, 29), "thirties": (30, 39), "forties": (40, 49),
                "fifties": (50, 59), "sixties": (60, 69), "seventies": (70, 79), "eighties": (80, 89)}
-_EXACT_AGE = re.compile(r"\b(\d{1,3})[\s-]*(?:years?|yrs?)[\s-]*old\b|\b(?:aged?|at age)\s+(\d{1,3})\b(?![\s-]*[-–]\s*\d)",
-                        re.IGNORECASE)
+_AGE_WORD = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty)(?:[\s-]+(?:one|two|three|four|five|six|seven|"
+             r"eight|nine))?|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|eleven|twelve|ten)")
+# "a 22-year-old", "aged 30", "at fifteen, ...": an exact age the record never holds
+_EXACT_AGE = re.compile(r"\b(\d{1,3}|" + _AGE_WORD + r")[\s-]*(?:years?|yrs?)[\s-]*old\b"
+                        r"|\b(?:aged?|at age)\s+(\d{1,3}|" + _AGE_WORD + r")\b(?![\s-]*[-–]\s*\d)"
+                        r"|\bat\s+(\d{2}|" + _AGE_WORD + r")\s*(?=,|;|\s+you\b)", re.IGNORECASE)
 _AGE_RANGE = re.compile(r"\b(?:in|into)\s+(?:your|their|his|her)\s+(?:(?:early|mid|late)[\s-]+)?"
                         r"(teens|twenties|thirties|forties|fifties|sixties|seventies|eighties|[2-8]0s)\b"
                         r"|\b(twenty|thirty|forty|fifty|sixty)[\s-]*somethings?\b"
@@ -31,6 +35,9 @@ _STARS = re.compile(r"\b(\d+(?:\.\d)?|one|two|three|four|five|six|seven|eight|ni
                     re.IGNORECASE)
 _RATING_WORD = re.compile(r"\b(?:rated|rating|ratings|rate|scored|score|gave\s+(?:it|them)|top\s+marks|"
                           r"full\s+marks|perfect\s+(?:ten|10|score))\b", re.IGNORECASE)
+_GAVE = re.compile(r"\b(?:gave|give|given|scored|rated)\s+(?:[^\s,;.]+\s+){0,6}?(?:(?:a|an)\s+)?(?:(perfect|full|top)\s+)?"
+                   r"(\d+(?:\.\d)?|one|two|three|four|five|six|seven|eight|nine|ten|marks|score)\b"
+                   r"(?!\s*(?:/|out\s+of|stars?|[\s-]*star|minutes?|pages?|years?|times))", re.IGNORECASE)
 _HIGH = re.compile(r"\b(?:highly|high|top\s+marks|full\s+marks|perfect|glowing|five[\s-]*stars?)\b",
                    re.IGNORECASE)
 
@@ -87,7 +94,10 @@ _LANGUAGE_AFTER = re.compile(r"^[\s-]+(?:language|speaking|translation|translate
 # "a Portuguese band", "a British novelist": an origin the catalog never states
 _ORIGIN_AFTER = re.compile(r"^[\s-]+(?:[a-z-]+\s+){0,1}(?:band|artist|author|writer|novelist|singer|songwriter|"
                            r"group|act|rocker|crooner|poet|host|hosts|podcaster|composer|classic|novel|book|"
-                           r"track|song|album|record|podcast|show)\b")
+                           r"track|song|album|record|podcast|show|favourite|favorite|crossover|collection|hit|"
+                           r"staple|release|production|import|export|gem|treasure|sensation|star|icon|legend|"
+                           r"bestseller|story|stories|tale|memoir|thriller|mystery|romance|saga|paperback|edition|"
+                           r"take|sound|flavou?r|style|tradition|school|voice|pick|listen|read|series|programme)s?\b")
 
 
 # "straight from Brazil", "made in Portugal": the item's origin, which the catalog never
@@ -107,6 +117,19 @@ def _said_of_listener(free: str, start: int, end: int) -> bool:
     return bool(_LISTENER_AFTER.match(free[end:]) or _LISTENER_BEFORE.search(free[max(0, start - 30):start]))
 
 
+# cue words that speak of the listener only after a person: "you're into jazz", "fans
+# who love soul", but "Metallica leaning into jazz", "Pearl Jam loves the blues"
+_AFTER_PERSON = frozenset({"into", "love", "loves", "loved", "enjoy", "enjoys", "enjoyed", "like", "liked"})
+_PERSONS = frozenset({"you", "youre", "re", "ve", "ll", "d", "i", "we", "fans", "fan", "listener", "listeners",
+                      "reader", "readers", "who", "someone", "anyone", "people", "lovers", "already", "really",
+                      "also", "still", "always", "so", "if", "since", "because", "as", "when", "and", "or",
+                      "your", "those", "many", "most", "all", "audience"})
+
+
+def _person_before(toks: list[Tok], j: int) -> bool:
+    return any(toks[k].key in _PERSONS for k in range(max(0, j - 3), j))
+
+
 def listener_context(text: str, toks: list[Tok], i: int) -> bool:
     """Whether the words just before token i (same sentence, back to a comma) or
     right after it speak of the listener: "your Latin picks", "fans of reggae",
@@ -118,7 +141,8 @@ def listener_context(text: str, toks: list[Tok], i: int) -> bool:
         if toks[j + 1].sent_start or "," in text[toks[j].end:toks[j + 1].start] \
                 or ";" in text[toks[j].end:toks[j + 1].start]:
             break
-        if toks[j].key in words and not (toks[j].masked or toks[j].used):
+        if toks[j].key in words and not (toks[j].masked or toks[j].used) \
+                and (toks[j].key not in _AFTER_PERSON or _person_before(toks, j)):
             return True  # a cue inside a title ("Your Virtual Upline Podcast") does not count
         j -= 1
         hops += 1
@@ -148,7 +172,9 @@ def check_listener(text: str, free: str, allowed, mentions, claims) -> None:
     for m in _AGE_RANGE.finditer(free):
         word = (m.group(1) or m.group(2) or m.group(3)).lower()
         rng = _age_range(word)
-        if lo_hi and rng and lo_hi[0] <= rng[0] and rng[1] <= lo_hi[1]:
+        # true for every listener of the band: the range inside the band, or the band
+        # inside the range ("a teenage reader" for 13-17)
+        if lo_hi and rng and (lo_hi[0] <= rng[0] and rng[1] <= lo_hi[1] or rng[0] <= lo_hi[0] and lo_hi[1] <= rng[1]):
             claims.ok()
         else:
             claims.bad(f'age claim "{quote(text, *m.span())}" not supported ({have})')
@@ -173,8 +199,19 @@ def check_listener(text: str, free: str, allowed, mentions, claims) -> None:
             spans.append(m.span())
             if _in_item(name_tokens(m.group(0)), allowed.item_words):
                 continue
+            if rx is not _habit_re() and _GENRE_USE.match(free[m.end():]) \
+                    and name_tokens(m.group(0))[-1] in _genre_words(allowed):
+                continue  # "your business listening": the listener's genre, not their business
             claims.bad(f'invented listener habit or event "{quote(text, *m.span())}" '
                            "(the listener record has no such fact)")
+
+
+_GENRE_USE = re.compile(r"^[\s-]+(?:listening|listens|taste|tastes|shows?|podcasts?|picks?|reads?|reading|"
+                        r"queue|feed|shelf|rotation|history|favou?rites?|side|habit|diet|fix|streak)\b", re.IGNORECASE)
+
+
+def _genre_words(allowed) -> set[str]:
+    return {w for g in allowed.genres for w in name_tokens(g)}
 
 
 def _age_range(word: str) -> tuple[int, int] | None:
@@ -234,6 +271,12 @@ def _check_places(text: str, free: str, allowed, claims) -> None:
             claims.bad(f'place "{shown}" not supported (a city; the listener record has only a country'
                        f'{": " + allowed.country if allowed.country else ", and none here"})')
             continue
+        if mine and alias.get(key) == mine and key in demonyms and not _said_of_listener(free, m.start(), m.end()) \
+                and (_ORIGIN_AFTER.match(free[m.end():]) or _LANGUAGE_AFTER.match(free[m.end():])):
+            # "Ed Motta's American crossover" for a US listener: the listener's nationality
+            # made the item's origin or language, which the catalog never states
+            claims.bad(f'place "{quote(text, *m.span())}": the listener\'s nationality, not a fact of the item')
+            continue
         if mine and alias.get(key) == mine and not (key not in demonyms and _origin_before(free, m.start())):
             claims.ok()
             continue
@@ -247,6 +290,7 @@ def _check_ratings(text: str, free: str, allowed, mentions, claims) -> None:
     near = {src.split(":")[0] for _, _, srcs in mentions for src in srcs if src.startswith("hist")}
     pool = [r for tag, r in ratings if tag in near] or [r for _, r in ratings]
     found = False
+    taken = [m.span() for rx in (_RATING_NUM, _STARS) for m in rx.finditer(free)]
     for m in _RATING_NUM.finditer(free):
         n, of = _num(m.group(1)), _num(m.group(2))
         if of <= 0 or n > of:
@@ -264,6 +308,26 @@ def _check_ratings(text: str, free: str, allowed, mentions, claims) -> None:
             continue
         found = True
         if any(abs(n / 5 * scale - r) < 0.01 for r in pool):
+            claims.ok()
+        else:
+            claims.bad(f'rating "{quote(text, *m.span())}" not in the listener\'s history ratings '
+                       f'({_show(ratings, scale)})')
+    for m in _GAVE.finditer(free):
+        if any(a < m.end() and m.start() < b for a, b in taken):
+            continue  # "rated it 9 out of 10": read by the scale patterns above
+        raw = m.group(2).lower()
+        if raw in ("marks", "score"):
+            if not m.group(1):
+                continue
+            n = float(scale)
+        else:
+            n = _num(raw)
+        if m.group(1) and n != scale and raw not in ("marks", "score"):
+            continue
+        if n > scale or n <= 0:
+            continue
+        found = True
+        if ratings and any(abs(n - r) < 0.01 for r in pool):
             claims.ok()
         else:
             claims.bad(f'rating "{quote(text, *m.span())}" not in the listener\'s history ratings '
