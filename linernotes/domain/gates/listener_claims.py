@@ -199,7 +199,7 @@ def check_listener(text: str, free: str, allowed, mentions, claims) -> None:
             spans.append(m.span())
             if _in_item(name_tokens(m.group(0)), allowed.item_words):
                 continue
-            if rx is not _habit_re() and _GENRE_USE.match(free[m.end():]) \
+            if _GENRE_USE.match(free[m.end():]) \
                     and name_tokens(m.group(0))[-1] in _genre_words(allowed):
                 continue  # "your business listening": the listener's genre, not their business
             claims.bad(f'invented listener habit or event "{quote(text, *m.span())}" '
@@ -250,9 +250,16 @@ def _check_places(text: str, free: str, allowed, claims) -> None:
         # item's origin it is still unsupported
         for m in rx.finditer(text):
             key = " ".join(name_tokens(m.group(0)))
-            if alias.get(key) == mine and key not in demonyms and m.group(0)[:1].isupper() \
-                    and _origin_before(text, m.start()) and not _in_item(key.split(), allowed.item_words):
+            if alias.get(key) != mine or not m.group(0)[:1].isupper() or _in_item(key.split(), allowed.item_words):
+                continue
+            if key not in demonyms and _origin_before(text, m.start()):
                 claims.bad(f'place "{quote(text, *m.span())}": the listener\'s country, not a fact of the item')
+            elif key in demonyms and free[m.start():m.end()] != text[m.start():m.end()] \
+                    and not _said_of_listener(text, m.start(), m.end()) \
+                    and (_ORIGIN_AFTER.match(text[m.end():]) or _LANGUAGE_AFTER.match(text[m.end():])):
+                # "a Czech favourite" for a listener in the Czech Republic (the word is
+                # blanked in `free` as part of the allowed country name)
+                claims.bad(f'place "{quote(text, *m.span())}": the listener\'s nationality, not a fact of the item')
     folded = fold(free)
     if len(folded) != len(free):
         folded, free = free, free
