@@ -343,3 +343,15 @@ def test_function_words_of_a_cue_need_no_item_support(index):
     live = track(20, "Heartbreaker", "Led Zeppelin", "BBC Sessions [Disc 1] [Live]", "Rock", 200.0)
     passes("Heartbreaker is Led Zeppelin live at the BBC, a rock cut.", live, None, index)
     fails("The Rover is Led Zeppelin live at the BBC, a rock cut.", ROVER, None, index, "live at")
+
+
+def test_lists_of_allowed_names_grouped_numbers_and_schedules(index):
+    # two history creators' surnames joined by "and" are a list, not one unknown name
+    passes("After Elton and Picoult, Dawn in Eclipse Bay by Krentz is a 2001 change.", DAWN, UK_READER, index)
+    fails("After Elton and Smithers, Dawn in Eclipse Bay by Krentz is a 2001 change.", DAWN, UK_READER, index,
+          "Smithers")
+    fails("Led Zeppelin played The Rover to 250,000 people, a rock cut.", ROVER, None, index, "250,000")
+    fails("You spin War Pigs on vinyl every Sunday, so try Led Zeppelin's The Rover.", ROVER, BRAZIL_FAN, index,
+          "every Sunday")
+    passes("Since War Pigs is in your rotation, Led Zeppelin's The Rover is the rock you keep coming back to.",
+           ROVER, BRAZIL_FAN, index)

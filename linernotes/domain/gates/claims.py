@@ -259,7 +259,7 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                 if short:
                     claims.ok()  # "John Toole" for John Kennedy Toole: a middle name dropped
                     claims.mentions.append((toks.index(group[0]), toks.index(group[-1]) + 1, short))
-                elif len(caps) >= 2 and any(unknown_word(t) for t in caps):
+                elif len(caps) >= 2 and any(unknown_word(t) for t in caps) and not _allowed_list(group, allowed):
                     claims.bad(_unknown_name(_span_text(text, group), index))
                 else:
                     for t in group:
@@ -289,6 +289,18 @@ def _shortened_name(group: list[Tok], allowed: Allowed) -> str | None:
         if all(k in it for k in keys):
             return cand
     return None
+
+
+def _allowed_list(group: list[Tok], allowed: Allowed) -> bool:
+    """"Borges and Maupassant": a list of allowed names (each part made of allowed
+    words), not one unknown name."""
+    parts: list[list[str]] = [[]]
+    for t in group:
+        if t.key in ("and", "or", "&", "nor"):
+            parts.append([])
+        else:
+            parts[-1].append(t.key)
+    return len(parts) >= 2 and all(p and all(k in allowed.tokens for k in p) for p in parts)
 
 
 def _in_allowed(j: int, matches: list[tuple[int, int, str, int]]) -> bool:

@@ -24,7 +24,11 @@ _COUNT = re.compile(r"(?<![\w.])" + _NUM + r"[\s-]+(?:[a-z]+[\s-]+)?"
                     r"(pages?|episodes?|chapters?|seasons?|tracks?|songs?|albums?|records?|books?|novels?|"
                     r"volumes?|installments?|instalments?|parts?|stories|copies|awards?|nominations?|"
                     r"weeks|decades|years|members?|singles?|hits?|editions?|languages?|countries|"
-                    r"million|thousand|billion|times)\b", re.IGNORECASE)
+                    r"million|thousand|billion|times|people|fans|listeners|readers|downloads|streams|"
+                    r"subscribers|plays|views|followers|guests|interviews|concerts|gigs|dates|cities|"
+                    r"minutes?\s+(?:of\s+)?(?:episodes?|shows?)|hours?\s+of\s+episodes?)\b", re.IGNORECASE)
+# "250,000 people": a grouped number the bare-number pattern cannot read
+_GROUPED = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w,]|\.\d)")
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
              "eighth": 8, "ninth": 9, "tenth": 10}
 # "third novel", "the second Eclipse Bay book", "5th album": a place in a series or career
@@ -112,6 +116,14 @@ def check_numbers(text: str, free: str, allowed, claims) -> set[tuple[int, int]]
             claims.ok()
         else:
             claims.bad(f'ordinal "{quote(text, *m.span())}" not in the item\'s facts')
+    for m in _GROUPED.finditer(free):
+        if any(s < m.end() and m.start() < e for s, e in spans):
+            continue
+        spans.add(m.span())
+        if _num_in_item(float(m.group(0).replace(",", "")), allowed):
+            claims.ok()
+        else:
+            claims.bad(f'number "{quote(text, *m.span())}" not in the item or listener facts')
     for m in _BARE.finditer(free):
         if any(s <= m.start() < e for s, e in spans):
             continue
