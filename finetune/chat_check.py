@@ -98,7 +98,7 @@ def summarize(outputs: Sequence[str]) -> dict:
 
 def run_chat_check(model, tokenizer, prompts: Sequence[dict], max_new_tokens: int, batch_size: int = 8) -> dict:
     """Greedy answers to the prompts (user turn only, the model's chat template) + their summary."""
-    from finetune.evaluate import generate
+    from finetune.generation import generate
 
     outputs = generate(model, tokenizer, [[{"role": "user", "content": p["prompt"]}] for p in prompts],
                        max_new_tokens, batch_size)

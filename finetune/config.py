@@ -39,6 +39,9 @@ class FinetuneConfig:
     max_length: int = 1024
     packing: bool = False
     assistant_only_loss: bool = True  # loss on the final assistant turn only
+    # share of general chat rows (chatterbot-corpus, finetune/general_data.py) in the final
+    # training rows, to keep plain chat; 0 = liner-note rows only
+    general_mix: float = 0.0
     # LoRA
     lora_r: int = 16
     lora_alpha: int = 32
@@ -77,8 +80,9 @@ class FinetuneConfig:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the trained adapter (not where it is written)."""
-        # load_in_4bit was added later: off keeps the names of earlier runs
-        drop = _NOT_FINGERPRINTED + (() if self.load_in_4bit else ("load_in_4bit",))
+        # load_in_4bit and general_mix were added later: off keeps the names of earlier runs
+        drop = _NOT_FINGERPRINTED + (() if self.load_in_4bit else ("load_in_4bit",)) \
+            + (() if self.general_mix else ("general_mix",))
         return fingerprint(self, drop=drop)
 
 

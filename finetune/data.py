@@ -164,19 +164,3 @@ def golden_example_rows(golden_path: str | Path | None = None,
                           {"role": "user", "content": builder.user_message(ex.item, ex.listener)},
                           {"role": "assistant", "content": json.dumps(ex.answer, ensure_ascii=False)}]}
             for ex in builder.golden]
-
-
-def mix_general_rows(train_rows: Sequence[Mapping[str, Any]], config, tokenizer=None
-                     ) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
-    """The training rows with `config.general_mix` of general chat rows mixed in
-    (finetune.data_mix), and what was mixed, for the manifest's data.general_mix.
-    Call on training rows only, after the eval split."""
-    from finetune.data_mix import DEFAULT_GENERAL_MIX, mix_rows
-
-    fraction = float(getattr(config, "general_mix", DEFAULT_GENERAL_MIX) or 0.0)
-    if tokenizer is None and fraction > 0:
-        from finetune.general_data import student_tokenizer
-
-        tokenizer = student_tokenizer(getattr(config, "base_model", None))
-    return mix_rows(train_rows, fraction, int(getattr(config, "seed", 0)), tokenizer,
-                    int(getattr(config, "max_length", 768)))

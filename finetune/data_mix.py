@@ -57,3 +57,17 @@ def mix_rows(task_rows: Sequence[Mapping[str, Any]], fraction: float, seed: int,
     if len(picked) < want:  # fewer usable general rows than the fraction asks for
         info["shortfall"] = want - len(picked)
     return mixed, info
+
+
+def mix_general_rows(train_rows: Sequence[Mapping[str, Any]], config, tokenizer=None
+                     ) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
+    """The training rows with `config.general_mix` of general chat rows mixed in
+    (finetune.data_mix), and what was mixed, for the manifest's data.general_mix.
+    Call on training rows only, after the eval split."""
+    fraction = float(getattr(config, "general_mix", DEFAULT_GENERAL_MIX) or 0.0)
+    if tokenizer is None and fraction > 0:
+        from finetune.general_data import student_tokenizer
+
+        tokenizer = student_tokenizer(getattr(config, "base_model", None))
+    return mix_rows(train_rows, fraction, int(getattr(config, "seed", 0)), tokenizer,
+                    int(getattr(config, "max_length", 768)))

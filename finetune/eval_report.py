@@ -194,11 +194,3 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 def _shares(shares: dict | None) -> str:
     return "/".join(f"{shares[k]:.2f}" for k in "ABCD") if shares else "-"
-
-
-def write_report(report: dict[str, Any], out: Path) -> None:
-    from finetune.report_html import report_html
-
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    (out / "report.md").write_text(report_markdown(report))
-    (out / "report.html").write_text(report_html(report))

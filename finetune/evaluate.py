@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from finetune.config import EvalConfig
+from finetune.generation import generate  # noqa: F401  (public API)
 from finetune.eval_pairs import heldout_pairs, train_item_ids  # noqa: F401  (public API)
 from finetune.eval_scoring import by_type, compare_rates, score_outputs, summarize  # noqa: F401
 from finetune.train import ADAPTER_DIR
@@ -57,31 +58,7 @@ EVAL_DIR = "eval"
 SIDES = ("base", "tuned", "teacher")
 
 
-# ---------------------------------------------------------------- generation
-
-def generate(model, tokenizer, prompts: Sequence[list[dict]], max_new_tokens: int, batch_size: int = 8,
-             progress=None) -> list[str]:
-    """Greedy completions, left-padded batches (the chat template's generation prompt last)."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    out: list[str] = []
-    model.eval()
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start:start + batch_size]
-        texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in chunk]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.inference_mode():
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-        for row in gen[:, enc["input_ids"].shape[1]:]:
-            out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
-        if progress is not None:
-            progress(len(chunk))
-    return out
-
+# generation lives in finetune/generation.py (chat_check uses it too); re-exported here
 
 
 def judge_api_key(config: EvalConfig) -> str:
@@ -128,13 +105,21 @@ def _mmlu_entry(config: EvalConfig, before: dict, after: dict) -> dict:
 # ---------------------------------------------------------------- teacher + judge endpoints
 
 @contextlib.contextmanager
-def teacher_endpoint(config: EvalConfig):
-    """The configured teacher (synth.backends): llamacpp starts the embedded one; a base_url reuses a server."""
+def teacher_endpoint(config: EvalConfig, synth_run: Path | None = None):
+    """The configured teacher (synth.backends): llamacpp starts the embedded one; a base_url reuses a server.
+    With no teacher_model set, the model the synth run used (its model_path) is the teacher, so
+    the card compares the student with the teacher that wrote its data."""
     from linernotes.config import SynthConfig
     from synth import backends
 
+    model_path = None
+    if synth_run is not None and not config.teacher_model and not config.teacher_base_url:
+        manifest = Path(synth_run) / "manifest.json"
+        synth_cfg = (json.loads(manifest.read_text()).get("config") or {}) if manifest.exists() else {}
+        if synth_cfg.get("backend") == config.teacher_backend:
+            model_path = synth_cfg.get("model_path")
     sc = SynthConfig(backend=config.teacher_backend, base_url=config.teacher_base_url,
-                     model=config.teacher_model, api_key_env=config.teacher_api_key_env,
+                     model=config.teacher_model, model_path=model_path, api_key_env=config.teacher_api_key_env,
                      concurrency=max(1, config.teacher_concurrency))
     with backends.teacher(sc) as endpoint:
         yield endpoint
@@ -198,7 +183,7 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from finetune import chat_check, eval_pairs, guardrail
-    from finetune.eval_report import write_report
+    from finetune.report_html import write_report
     from linernotes.domain.gate_index import load_gate_index
     from linernotes.domain.prompts import PromptBuilder
     from synth.catalog.ingest import load_catalog
@@ -271,8 +256,8 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
     teacher_out: list[str | None] = [None] * len(pairs)
     have = [False] * len(pairs)
     source: dict[str, Any] = {"mode": config.teacher, "synth_run": None, "from_synth": 0, "generated": 0}
+    synth_run = eval_pairs.find_synth_run(config)
     if config.teacher in ("auto", "synth"):
-        synth_run = eval_pairs.find_synth_run(config)
         if synth_run is not None:
             source["synth_run"] = str(synth_run)
             firsts = eval_pairs.synth_first_attempts(synth_run)
@@ -286,7 +271,7 @@ def evaluate(config: EvalConfig, run_dir: str | Path | None = None, *, force: bo
     judge_res: dict[str, Any] | None = None
     if missing or (need_judge and not config.judge_base_url):
         try:
-            with teacher_endpoint(config) as endpoint:
+            with teacher_endpoint(config, synth_run) as endpoint:
                 source["endpoint"] = {"backend": endpoint.backend, "model": endpoint.model,
                                       "base_url": endpoint.base_url, "identity": endpoint.identity}
                 if missing:

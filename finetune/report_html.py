@@ -8,10 +8,11 @@ All catalog and model text is HTML-escaped: it is data, never markup.
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Any
 
-from finetune.eval_report import (_fmt, fmt_rate, gate_list, guardrail_rows, metric_rows, sides,
+from finetune.eval_report import (_fmt, report_markdown, fmt_rate, gate_list, guardrail_rows, metric_rows, sides,
                                   teacher_sentence)
 
 COLORS = {"base": "#9aa5b1", "tuned": "#1f77b4", "teacher": "#ff7f0e"}
@@ -221,3 +222,10 @@ def report_html(report: dict[str, Any]) -> str:
         parts.append("<h2>Costs</h2>" + _table(["stage", "seconds"], [[_e(a), _e(_fmt(v))] for a, v in tm.items()]))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>report card: " + _e(report["run"])
             + f"</title><style>{CSS}</style></head><body>" + "".join(parts) + "</body></html>")
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """report.json, report.md and report.html into `out`."""
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "report.md").write_text(report_markdown(report))
+    (out / "report.html").write_text(report_html(report))

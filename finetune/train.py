@@ -500,9 +500,14 @@ def train_sft(config: FinetuneConfig, train_rows: Sequence[Mapping[str, Any]],
     """Train a LoRA adapter; returns the run directory (adapter/, manifest.json, train_log.jsonl)."""
     if config.backend == "unsloth":
         require_cuda_for_unsloth()
+    from finetune.data_mix import mix_general_rows
+
     train_rows = list(train_rows)
-    probe = run_dir_for(config, train_rows if not (eval_rows is None and config.eval_split > 0)
-                        else _split_eval(train_rows, config.eval_split, config.seed)[0])
+    if eval_rows is None and config.eval_split > 0:
+        train_rows, eval_rows = _split_eval(train_rows, config.eval_split, config.seed)
+    # General chat rows join the training side only, after the split: eval stays liner notes.
+    train_rows, general_info = mix_general_rows(train_rows, config)
+    probe = run_dir_for(config, train_rows)
     if probe.is_complete():
         return probe
     t0 = time.monotonic()
@@ -536,6 +541,7 @@ def train_sft(config: FinetuneConfig, train_rows: Sequence[Mapping[str, Any]],
                  "train_examples": prep.train.n_examples,
                  "dropped_too_long": prep.train.dropped_too_long, "dropped_invalid": prep.train.dropped_invalid,
                  "problems": prep.train.problems,
+                 "general_mix": general_info,
                  "eval_examples": prep.eval.n_examples if prep.eval else 0},
         "params": {"trainable": prep.trainable_params, "total": prep.total_params},
         "global_step": int(trainer.state.global_step),

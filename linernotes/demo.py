@@ -145,14 +145,23 @@ def finetune(published: Path, sft_overrides: Mapping[str, Any] | None = None,
     return tuned
 
 
+# The demo's report card, sized by measurement (2 shared cores: ~375 s): notes for 2 held-out
+# pairs per type from base, tuned and teacher, 2 judged pairs, 16 MMLU + 6 per guardrail task,
+# 5 chat prompts. Too small to tell models apart (the card says so); the full card is EvalConfig().
+DEMO_EVAL = {"n_per_type": 2, "judge_n": 2, "mmlu_n": 16, "guardrail_n": 6, "chat_n": 5,
+             "chat_max_new_tokens": 64, "teacher": "auto"}
+
+
 def report_card(tuned, con=None, progress: bool = True, show: bool = True, **eval_overrides) -> Path:
-    """Base vs tuned on held-out pairs + the MMLU guardrail -> <run>/eval/.
-    `eval_overrides` are EvalConfig fields (the demo's defaults: 3 pairs per type, 100 MMLU questions)."""
+    """Base, tuned and teacher on held-out pairs, the judge, the guardrail and the chat check
+    -> <run>/eval/. `eval_overrides` are EvalConfig fields. The demo's card is small (DEMO_EVAL,
+    about 6 minutes on 2 cores); the full card (150 pairs, EvalConfig's defaults) is
+    `linernotes eval --run <run>` and takes hours on this CPU."""
     from finetune.config import EvalConfig
     from finetune.evaluate import evaluate
 
     con = con or console()
-    report_dir = evaluate(EvalConfig(**{"n_per_type": 3, "mmlu_n": 100, **eval_overrides}), tuned.path,
+    report_dir = evaluate(EvalConfig(**{**DEMO_EVAL, **eval_overrides}), tuned.path,
                           progress=progress)
     if show:
         con.print((report_dir / "report.md").read_text())

@@ -156,7 +156,8 @@ def test_one_fingerprint_rule_keeps_every_run_name():
     assert FinetuneConfig(max_length=128).fingerprint() == "3089ba9918"
     assert FinetuneConfig(backend="unsloth", load_in_4bit=True, max_length=128).fingerprint() == "d88a4930a2"
     assert DPOStageConfig().fingerprint() == "b6a82562cf"
-    assert EvalConfig().fingerprint() == "bc1b95a478"
+    # the report card's config grew on purpose (150 pairs, judge, guardrail suites, chat check): was bc1b95a478
+    assert EvalConfig().fingerprint() == "5f6b996516"
     m = [{"role": "user", "content": "é"}, {"role": "assistant", "content": "ü"}]
     assert rows_fingerprint([{"messages": m}]) == "e0946a25dd"
     assert _pref_fingerprint([{"prompt": m[:1], "chosen": m[1:],

@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from finetune import data_mix, general_data
-from finetune.data import mix_general_rows, tokenize_example
+from finetune.data import tokenize_example
+from finetune.data_mix import mix_general_rows
 
 STAND_IN_CORPUS = {
     "trivia": [["What is the smallest country in the world?", "Vatican City"],
