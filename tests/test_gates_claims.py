@@ -355,3 +355,12 @@ def test_lists_of_allowed_names_grouped_numbers_and_schedules(index):
           "every Sunday")
     passes("Since War Pigs is in your rotation, Led Zeppelin's The Rover is the rock you keep coming back to.",
            ROVER, BRAZIL_FAN, index)
+
+
+def test_clause_words_end_a_name_and_frequencies(index):
+    passes("Vida Boa by Veloso is a Latin song under five minutes.", VIDA, BRAZIL_FAN, index)
+    fails("Vida Boa by Veloso Montero is a Latin song.", VIDA, BRAZIL_FAN, index, "Veloso Montero")
+    fails("You play a Latin record a week, so try Vida Boa by Caetano Veloso.", VIDA, BRAZIL_FAN, index, "a week")
+    passes("After a week of War Pigs, Vida Boa by Caetano Veloso is a Latin breather.", VIDA, BRAZIL_FAN, index)
+    passes("Jocko Podcast pairs management with history, a fit for your business-marketing taste.", JOCKO, PODDER,
+           index)

@@ -259,7 +259,8 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                 if short:
                     claims.ok()  # "John Toole" for John Kennedy Toole: a middle name dropped
                     claims.mentions.append((toks.index(group[0]), toks.index(group[-1]) + 1, short))
-                elif len(caps) >= 2 and any(unknown_word(t) for t in caps) and not _allowed_list(group, allowed):
+                elif len(caps) >= 2 and any(unknown_word(t) for t in caps) and not _allowed_list(group, allowed) \
+                        and not _clause_gap(group, unknown_word):
                     claims.bad(_unknown_name(_span_text(text, group), index))
                 else:
                     for t in group:
@@ -289,6 +290,24 @@ def _shortened_name(group: list[Tok], allowed: Allowed) -> str | None:
         if all(k in it for k in keys):
             return cand
     return None
+
+
+_CLAUSE_WORDS = frozenset({"is", "you", "it", "we", "me", "my"})
+
+
+def _clause_gap(group: list[Tok], unknown_word) -> bool:
+    """"Veloso is a Latin song": a lower-case verb or pronoun between capitalised
+    words ends a name (a title capitalises it: "Love Is a Battlefield"); no part
+    then holds two capitalised words with an unknown one."""
+    parts: list[list[Tok]] = [[]]
+    for t in group:
+        if not t.cap and t.key in _CLAUSE_WORDS and t.text[:1].islower():
+            parts.append([])
+        else:
+            parts[-1].append(t)
+    if len(parts) < 2:
+        return False
+    return not any(len([t for t in p if t.cap]) >= 2 and any(unknown_word(t) for t in p if t.cap) for p in parts)
 
 
 def _allowed_list(group: list[Tok], allowed: Allowed) -> bool:
