@@ -364,3 +364,15 @@ def test_clause_words_end_a_name_and_frequencies(index):
     passes("After a week of War Pigs, Vida Boa by Caetano Veloso is a Latin breather.", VIDA, BRAZIL_FAN, index)
     passes("Jocko Podcast pairs management with history, a fit for your business-marketing taste.", JOCKO, PODDER,
            index)
+
+
+def test_item_said_to_be_a_history_creators_work(index):
+    fails("Dawn in Eclipse Bay is another Ben Elton comedy.", DAWN, US_READER, index, "Ben Elton")
+    fails("Dawn in Eclipse Bay is pure Ben Elton.", DAWN, US_READER, index, "Ben Elton")
+    passes("Dead Famous is pure Ben Elton, a 2002 Black Swan book after your Popcorn.", DEAD, UK_READER, index)
+    passes("For Ben Elton fans, Dawn in Eclipse Bay is a 2001 Krentz novel.", DAWN, US_READER, index)
+
+
+def test_a_trait_like_yours(index):
+    fails("Dawn in Eclipse Bay suits a teacher like you.", DAWN, UK_READER, index, "teacher like you")
+    passes("Dawn in Eclipse Bay by Krentz suits a reader like you after Popcorn.", DAWN, UK_READER, index)

@@ -190,7 +190,7 @@ def check_listener(text: str, free: str, allowed, mentions, claims) -> None:
     _check_places(text, free, allowed, claims)
     _check_ratings(text, free, allowed, mentions, claims)
     spans: list[tuple[int, int]] = []
-    for rx in (_habit_re(), _your_noun_re(), _FREQUENCY):
+    for rx in (_habit_re(), _your_noun_re(), _FREQUENCY, _LIKE_YOU):
         if rx is None:
             continue
         for m in rx.finditer(free):
@@ -209,6 +209,10 @@ def check_listener(text: str, free: str, allowed, mentions, claims) -> None:
 # "a romance a week", "two books a month": a routine the record cannot hold
 _FREQUENCY = re.compile(r"\b(?:a|an|one|two|three|four|five|several|\d+)\s+(?:[\w-]+\s+){1,2}?(?:a|per|each|every)\s+"
                         r"(?:week|month|day|night|year)\b", re.IGNORECASE)
+# "a nurse like you", "a fellow guitarist like you": a job or trait the record cannot hold
+_LIKE_YOU = re.compile(r"\b(?:a|an)\s+(?:fellow\s+)?(?!(?:reader|listener|fan|lover|person|someone|music|book|"
+                       r"podcast|true|real|big|huge|devoted|curious|keen|avid|loyal|new|seasoned)s?\b)"
+                       r"[a-z-]+\s+like\s+you\b")
 _GENRE_USE = re.compile(r"^(?:[\s-]+[\w]+){0,2}?[\s-]+(?:listening|listens|taste|tastes|shows?|podcasts?|picks?|reads?|reading|"
                         r"queue|feed|shelf|rotation|history|favou?rites?|side|habit|diet|fix|streak)\b", re.IGNORECASE)
 

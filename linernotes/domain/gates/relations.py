@@ -24,7 +24,13 @@ series epic ballad anthem gem opus debut hit standout masterpiece title take ver
 """.split())
 _ITEM_NOUN = re.compile(r"^[\s-]*(?:[\w-]+\s+){0,1}(novel|book|read|memoir|story|tale|track|song|tune|cut|"
                         r"single|record|album|lp|ep|ballad|anthem|classic|podcast|show|episode|thriller|"
-                        r"mystery|romance|saga|release|offering|title|number|jam|epic)\b", re.IGNORECASE)
+                        r"mystery|romance|saga|release|offering|title|number|jam|epic|comedy|satire|romp|caper|"
+                        r"drama|page-turner|yarn|adventure|fantasy|whodunit|listen|pick|outing|effort|work|"
+                        r"favourite|favorite|stomp|groove|rocker|banger|production|special|collection|"
+                        r"paperback|hardback|audiobook|entry|instalment|installment|sequel)s?\b", re.IGNORECASE)
+# "is pure Ben Elton", "vintage Ozzy Osbourne", "more Ben Elton for you": the item said to be theirs
+_PURE_BEFORE = re.compile(r"(?:^|\W)(?:pure|vintage|peak|prime|quintessential|typical|trademark|more|quite\s+the)"
+                          r"\s*$", re.IGNORECASE)
 _ARTICLE_BEFORE = re.compile(r"(?:^|\W)(?:a|an|this|another|one\s+more|the\s+(?:new|latest))"
                              r"(?:\s+[\w-]+){0,2}\s*$", re.IGNORECASE)
 _LATEST = re.compile(r"^\s*(?:latest|newest|new|next|most\s+recent|recent|brand[\s-]new)\b", re.IGNORECASE)
@@ -136,6 +142,11 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
                 and (nxt is None or toks[nxt[0][0]].start - a_end > 25):
             m = _ITEM_NOUN.match(after)
             claims.bad(f'relation "{quote(text, a_start, a_end + m.end(), 12)}" does not hold: '
+                       f"{_who(srcs)} is not the creator of this item")
+            continue
+        if not possessive and _PURE_BEFORE.search(before) and not listener_context(text, toks, s) \
+                and not re.match(r"^[\s-]*(?:fans?|readers?|listeners?|lovers?)\b", after, re.IGNORECASE):
+            claims.bad(f'relation "{quote(text, a_start, a_end, 12)}" does not hold: '
                        f"{_who(srcs)} is not the creator of this item")
 
 
