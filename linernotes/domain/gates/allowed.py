@@ -63,6 +63,13 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
             # ("(Artemis Fowl, Book 3)") names this work too
             for part in re.split(r"\s+/\s+|;\s*", text):
                 found |= title_variants(part) if part.strip() != text.strip() else set()
+            # "Three Complete Novels: The Cat Who Saw Red/the Cat Who Played Brahms": parts
+            # glued by "/" after a subtitle colon, each of two or more words (not "AC/DC")
+            tail = text.split(":", 1)[-1]
+            glued = [p.strip() for p in tail.split("/")]
+            if len(glued) > 1 and all(len(p.split()) >= 2 for p in glued):
+                for part in glued:
+                    found |= title_variants(part)
             for inner in re.findall(r"[\(\[]([^\)\]]+)[\)\]]", text):
                 k = name_key(inner)
                 if k:
