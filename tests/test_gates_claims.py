@@ -402,3 +402,10 @@ def test_omnibus_parts_glued_by_slashes(index):
                      history=[HistoryEntry(item_id="book:0552771848", title="Popcorn", creator="Ben Elton")])
     fails("You have The Cat Who Played Brahms on your shelf; Krentz's Dawn in Eclipse Bay (2001) is next.",
           DAWN, other, idx, "The Cat Who Played Brahms")
+
+
+def test_ambiguous_genre_after_a_style_verb(index):
+    # soul is no genre of The Rover (Rock) nor of the listener
+    fails("The Rover has Led Zeppelin playing soul, after your War Pigs.", ROVER, BRAZIL_FAN, index, "soul")
+    passes("The Rover has Led Zeppelin playing rock, after your War Pigs.", ROVER, BRAZIL_FAN, index)
+    passes("The Rover by Led Zeppelin has plenty of soul for a War Pigs fan.", ROVER, BRAZIL_FAN, index)

@@ -393,7 +393,8 @@ def check_genres(text: str, toks: list[Tok], allowed: Allowed, vocab: Mapping[st
             # "fans of Rock" counts; "World War" (followed by another capital) does not
             capitalised_mid = first.cap and not first.sent_start and not (nxt is not None and nxt.cap)
             if not capitalised_mid and not _has_cue(toks, last_i, vocab) \
-                    and not _article_noun(text, toks, prev_idx + 1, last_i):
+                    and not _article_noun(text, toks, prev_idx + 1, last_i) \
+                    and not _verb_genre(text, toks, prev_idx, last_i):
                 continue
         shown = _span_text(text, free[s:e]).lower()
         # each mention is judged: "since you love Latin, Vida Boa is a Latin gem" says it twice,
@@ -451,6 +452,22 @@ def _article_noun(text: str, toks: list[Tok], first: int, last: int) -> bool:
         return False
     if j < 0:
         return False
+    if last + 1 >= len(toks) or toks[last + 1].sent_start:
+        return True
+    gap = text[toks[last].end:toks[last + 1].start]
+    return bool(re.search(r"[,;:.!?()]", gap)) or toks[last + 1].key in _NOUN_END
+
+
+# "Iron Maiden playing soul", "goes pop", "turns country": a style the item is said to have
+_STYLE_VERBS = frozenset("""playing plays play played goes go going went turns turn turned turning toward towards
+veers veering leans leaning tilts tilting""".split())
+
+
+def _verb_genre(text: str, toks: list[Tok], prev: int, last: int) -> bool:
+    if prev < 0 or toks[prev].key not in _STYLE_VERBS or toks[prev].masked or toks[prev].used:
+        return False
+    if prev >= 1 and toks[prev - 1].key in ("you", "youre", "re", "i", "we", "fans", "who"):
+        return False  # "you play rock": the listener's habit, judged as a listener genre elsewhere
     if last + 1 >= len(toks) or toks[last + 1].sent_start:
         return True
     gap = text[toks[last].end:toks[last + 1].start]
