@@ -409,3 +409,13 @@ def test_ambiguous_genre_after_a_style_verb(index):
     fails("The Rover has Led Zeppelin playing soul, after your War Pigs.", ROVER, BRAZIL_FAN, index, "soul")
     passes("The Rover has Led Zeppelin playing rock, after your War Pigs.", ROVER, BRAZIL_FAN, index)
     passes("The Rover by Led Zeppelin has plenty of soul for a War Pigs fan.", ROVER, BRAZIL_FAN, index)
+
+
+def test_creator_without_middle_initial_that_is_another_catalog_string():
+    ice = book("0425155404", "Icebound", "Dean R. Koontz", 2000, "Bantam Books")
+    other = book("0553582747", "From the Corner of His Eye", "Dean Koontz", 2001, "Bantam Books")
+    idx = CatalogIndex.from_items(ALL + [ice, other], [UK_READER])
+    passes("Icebound by Dean Koontz is a 2000 Bantam Books read.", ice, None, idx)
+    passes("Dean Koontz's Icebound is a 2000 read.", ice, None, idx)
+    # a different creator's book named with Koontz is still a wrong entity
+    fails("Dean Koontz's Dawn in Eclipse Bay is a 2001 read.", DAWN, None, idx, "Dean Koontz")

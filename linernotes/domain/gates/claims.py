@@ -195,6 +195,10 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                     found = (i, n, "allowed", 0)  # "The Stones" for The Rolling Stones (not "The Police")
                 elif n == 1 and (key in allowed.tokens or key in allowed.keys):
                     found = (i, n, "allowed", 0)
+                elif n >= 2 and _shortened_creator(seg, allowed):
+                    # "Dean Koontz" for Dean R. Koontz: the same person without the middle
+                    # initial, even when the catalog also spells them that way
+                    found = (i, n, "allowed", 0)
                 elif index is not None and not all(t.key in plain or t.key.isdigit() for t in seg):
                     flags = index.names.get(key, 0)
                     if n == 1:
@@ -274,6 +278,12 @@ def _short_creator(word: str, allowed: Allowed) -> bool:
     """`word` is the last word of a creator's name of two or more words."""
     return any(k.endswith(" " + word) and any(s.endswith(":creator") for s in allowed.sources.get(k, ()))
                for k in allowed.keys)
+
+
+def _shortened_creator(group: list[Tok], allowed: Allowed) -> bool:
+    short = _shortened_name(group, allowed)
+    return short is not None and any(src.endswith((":creator", ":composer"))
+                                     for src in allowed.sources.get(short, ()))
 
 
 def _shortened_name(group: list[Tok], allowed: Allowed) -> str | None:
