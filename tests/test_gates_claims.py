@@ -419,3 +419,17 @@ def test_creator_without_middle_initial_that_is_another_catalog_string():
     passes("Dean Koontz's Icebound is a 2000 read.", ice, None, idx)
     # a different creator's book named with Koontz is still a wrong entity
     fails("Dean Koontz's Dawn in Eclipse Bay is a 2001 read.", DAWN, None, idx, "Dean Koontz")
+
+
+def test_true_genre_paraphrases_and_category_nouns():
+    slave = track(3000, "Your Time Has Come", "Audioslave", "Out Of Exile", "Alternative & Punk", 255.0)
+    cake = track(3001, "War Pigs", "Cake", "Cake B-Sides", "Alternative", 234.0)
+    score = track(3002, "Vai-Vai 2001", "Various Artists", "Sambas De Enredo 2001", "Soundtrack", 276.0)
+    bach = show("bh1", "Bachelor Happy Hour", ["society-culture", "tv-film"])
+    idx = CatalogIndex.from_items(ALL + [slave, cake, score, bach], [])
+    passes("Your Time Has Come by Audioslave is an alt-rock track.", slave, None, idx)
+    passes("Cake's War Pigs is an indie track.", cake, None, idx)
+    fails("Cake's War Pigs is a jazz track.", cake, None, idx, "jazz")
+    passes("Vai-Vai 2001 is a film-score piece.", score, None, idx)
+    passes("Bachelor Happy Hour is a movie show about society and culture.", bach, None, idx)
+    fails("Bachelor Happy Hour, later made into a movie, is about society and culture.", bach, None, idx, "made into")

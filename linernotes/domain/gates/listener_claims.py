@@ -33,7 +33,7 @@ _N = r"(\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten)"
 _RATING_NUM = re.compile(r"\b" + _N + r"\s*(?:/|out\s+of)\s*" + _N + r"\b", re.IGNORECASE)
 _STARS = re.compile(r"\b(\d+(?:\.\d)?|one|two|three|four|five|six|seven|eight|nine|ten)[\s-]*stars?\b",
                     re.IGNORECASE)
-_RATING_WORD = re.compile(r"\b(?:rated|rating|ratings|rate|scored|score|gave\s+(?:it|them)|top\s+marks|"
+_RATING_WORD = re.compile(r"(?<!-)\b(?:rated|rating|ratings|rate|scored|score|gave\s+(?:it|them)|top\s+marks|"
                           r"full\s+marks|perfect\s+(?:ten|10|score))\b", re.IGNORECASE)
 _GAVE = re.compile(r"\b(?:gave|give|given|scored|rated)\s+(?:[^\s,;.]+\s+){0,6}?(?:(?:a|an)\s+)?(?:(perfect|full|top)\s+)?"
                    r"(\d+(?:\.\d)?|one|two|three|four|five|six|seven|eight|nine|ten|marks|score)\b"
