@@ -433,3 +433,11 @@ def test_true_genre_paraphrases_and_category_nouns():
     passes("Vai-Vai 2001 is a film-score piece.", score, None, idx)
     passes("Bachelor Happy Hour is a movie show about society and culture.", bach, None, idx)
     fails("Bachelor Happy Hour, later made into a movie, is about society and culture.", bach, None, idx, "made into")
+
+
+def test_puffery_and_series_entries_are_no_claims(index):
+    # praise words and a series named in the item's own title are not unsupported facts
+    passes("Led Zeppelin's The Rover is an iconic rock track from Physical Graffiti.", ROVER, None, index)
+    fowl = book("0786817879", "The Eternity Code (Artemis Fowl, Book 3)", "Eoin Colfer", 2003, "Miramax Books")
+    passes("Eoin Colfer's The Eternity Code, an entry in the Artemis Fowl series, is a 2003 read.", fowl, None, index)
+    passes("Since your history holds Popcorn, Dawn in Eclipse Bay by Krentz is a 2001 read.", DAWN, UK_READER, index)
