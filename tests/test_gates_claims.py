@@ -441,3 +441,10 @@ def test_puffery_and_series_entries_are_no_claims(index):
     fowl = book("0786817879", "The Eternity Code (Artemis Fowl, Book 3)", "Eoin Colfer", 2003, "Miramax Books")
     passes("Eoin Colfer's The Eternity Code, an entry in the Artemis Fowl series, is a 2003 read.", fowl, None, index)
     passes("Since your history holds Popcorn, Dawn in Eclipse Bay by Krentz is a 2001 read.", DAWN, UK_READER, index)
+
+
+def test_age_band_said_as_the_items_audience(index):
+    fails("Dawn in Eclipse Bay, Krentz's novel for readers aged 25-34, is a 2001 read.", DAWN, US_READER, index,
+          "25-34")
+    passes("For a reader aged 25-34 who liked Dead Famous, Dawn in Eclipse Bay is a 2001 Krentz read.", DAWN,
+           US_READER, index)

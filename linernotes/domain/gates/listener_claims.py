@@ -29,6 +29,11 @@ _AGE_RANGE = re.compile(r"\b(?:in|into)\s+(?:your|their|his|her)\s+(?:(?:early|m
                         r"|\b(teen(?:ager|agers|age)?|millennials?|boomers?|gen[\s-]?[xz]|zoomers?)\b",
                         re.IGNORECASE)
 _BAND_RE = re.compile(r"\b(\d{2})\s*(?:-|–|to)\s*(\d{2})\b|\b(\d{2})\s*\+")
+# "Doctorow's novel for readers aged 35-44", "a show aimed at 25-34s": the listener's band made
+# the item's intended audience
+_AUDIENCE = re.compile(r"\b(?:novel|book|read|show|podcast|track|song|album|written|aimed|made|pitched|targeted|"
+                       r"geared|designed|meant)\s+(?:at|for|to)\s+(?:(?:readers|listeners|fans|people|those|adults|"
+                       r"audiences)\s+)?(?:aged\s+|in\s+the\s+)?$", re.IGNORECASE)
 _N = r"(\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten)"
 _RATING_NUM = re.compile(r"\b" + _N + r"\s*(?:/|out\s+of)\s*" + _N + r"\b", re.IGNORECASE)
 _STARS = re.compile(r"\b(\d+(?:\.\d)?|one|two|three|four|five|six|seven|eight|nine|ten)[\s-]*stars?\b",
@@ -183,6 +188,10 @@ def check_listener(text: str, free: str, allowed, mentions, claims) -> None:
                          free[max(0, m.start() - 20):m.end() + 12], re.IGNORECASE):
             continue
         lo, hi = int(m.group(1) or m.group(3)), int(m.group(2) or 120)
+        if _AUDIENCE.search(free[max(0, m.start() - 45):m.start()]):
+            claims.bad(f'age band "{quote(text, *m.span())}" said as the item\'s audience (the listener\'s band, '
+                       "not a fact of the item)")
+            continue
         if lo_hi and (lo, hi) == lo_hi:
             claims.ok()
         else:
