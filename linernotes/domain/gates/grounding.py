@@ -100,10 +100,27 @@ Claim checks (after the names; each reason quotes the failing span)
   ("9 out of 10", "five stars", "rated highly" >= 70% of the scale) must match
   the history's ratings; invented habits and life facts ("your commute", "your
   book club", "your <...> business") fail.
+* generalised (families, not one wording): cue lists cover each claim class's
+  verbs, nouns and inflections (awards/prizes, charts, sales and certifications,
+  setlists and crowds, recording places, roles "on vocals", instrumentation,
+  series volumes, adaptations "made into", track order "closing track"); function
+  words of a cue ("live at") need no item support. Listener side: ages in words
+  ("at fifteen,"), an age range true for the whole band ("teenage" for 13-17),
+  "gave X a perfect ten", routines and frequencies ("a romance a week", "every
+  Sunday", "on vinyl"), "a teacher like you", regions/states/city demonyms, the
+  listener's nationality or age band said as the item's origin/language/audience.
+  Moved facts: genre adjectives ("bluesiest"), a genre after a style verb
+  ("playing soul"), "another/pure <history creator>". "into"/"love" make a genre
+  the listener's only after a person ("you're into jazz", not "leaning into jazz").
+  True notes kept: "A and B" lists of allowed names, a lower-case verb ending a
+  capitalised run ("Veloso is a Latin song"), a creator without a middle initial
+  that the catalog also spells so ("Dean Koontz"), omnibus parts "A/the B".
 * numbers (numbers.py): durations ("eight-minute", "5:37", "an hour") must match
   duration_s (within 0.6 min, or the same whole minute); counts ("300 pages",
   "three albums"), ordinals ("third novel") and other bare numbers must be in the
-  item's texts or the facts (a rating, the age band, a count of history entries).
+  item's texts or the facts (a rating, the age band, a count of history entries);
+  grouped numbers ("250,000 people") and audience counts ("millions of downloads")
+  count too.
 
 score = supported claims / all claims found (1.0 when the sentence names
 nothing checkable). passed = no reasons.
