@@ -448,3 +448,10 @@ def test_age_band_said_as_the_items_audience(index):
           "25-34")
     passes("For a reader aged 25-34 who liked Dead Famous, Dawn in Eclipse Bay is a 2001 Krentz read.", DAWN,
            US_READER, index)
+
+
+def test_genre_lists_before_a_listener_noun_and_tributes(index):
+    passes("The Rover by Led Zeppelin is rock for a metal and jazz listener.", ROVER, BRAZIL_FAN, index)
+    fails("The Rover by Led Zeppelin is metal and jazz for you.", ROVER, BRAZIL_FAN, index, "metal")
+    fails("The Rover, Led Zeppelin's tribute to Ozzy Osbourne, rocks.", ROVER, BRAZIL_FAN, index, "tribute to")
+    passes("The Rover, a rock answer to your War Pigs, is Led Zeppelin.", ROVER, BRAZIL_FAN, index)

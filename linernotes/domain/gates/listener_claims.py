@@ -151,7 +151,9 @@ def listener_context(text: str, toks: list[Tok], i: int) -> bool:
             return True  # a cue inside a title ("Your Virtual Upline Podcast") does not count
         j -= 1
         hops += 1
-    for k in range(i + 1, min(i + 3, len(toks))):
+    # "a metal and jazz listener": a list of genres before the cue widens the window
+    reach = 3 + (2 if any(t.key in ("and", "or", "n") for t in toks[i + 1:i + 3]) else 0)
+    for k in range(i + 1, min(i + reach, len(toks))):
         if toks[k].sent_start:
             break
         if toks[k].key in words and not (toks[k].masked or toks[k].used) \
