@@ -455,3 +455,21 @@ def test_genre_lists_before_a_listener_noun_and_tributes(index):
     fails("The Rover by Led Zeppelin is metal and jazz for you.", ROVER, BRAZIL_FAN, index, "metal")
     fails("The Rover, Led Zeppelin's tribute to Ozzy Osbourne, rocks.", ROVER, BRAZIL_FAN, index, "tribute to")
     passes("The Rover, a rock answer to your War Pigs, is Led Zeppelin.", ROVER, BRAZIL_FAN, index)
+
+
+@pytest.mark.parametrize("item, text, span", [
+    (POPCORN, "Popcorn, with a cult following, is sharp.", "cult following"),
+    (POPCORN, "Popcorn went viral on BookTok.", "viral"),
+    (POPCORN, "Popcorn is required reading in schools.", "required reading"),
+    (POPCORN, "Popcorn, in its tenth printing, is sharp.", "printing"),
+    (JOCKO, "Jocko Podcast, sponsored by Origin, is tough.", "sponsored by"),
+    (ROVER, "The Rover, a bootleg favourite, rocks.", "bootleg"),
+    (ROVER, "The Rover, with Jimmy Page's famous riff, rocks.", "famous"),
+])
+def test_reception_and_publication_claims(item, text, span, index):
+    fails(text, item, None, index, span)
+
+
+def test_following_a_show_is_listening(index):
+    passes("Jocko Podcast brings management talk to a listener already following The Kelly Roach Show.", JOCKO,
+           PODDER, index)
