@@ -473,3 +473,16 @@ def test_reception_and_publication_claims(item, text, span, index):
 def test_following_a_show_is_listening(index):
     passes("Jocko Podcast brings management talk to a listener already following The Kelly Roach Show.", JOCKO,
            PODDER, index)
+
+
+@pytest.mark.parametrize("text, span", [
+    ("Dawn in Eclipse Bay is perfect for your book group.", "your book group"),
+    ("Dawn in Eclipse Bay suits you and your sister.", "your sister"),
+    ("Dawn in Eclipse Bay suits a busy mum.", "busy mum"),
+    ("Since you finished Popcorn last week, try Dawn in Eclipse Bay.", "last week"),
+    ("Since you gave up on My Sister's Keeper, try Dawn in Eclipse Bay.", "gave up on"),
+])
+def test_family_routine_and_reading_events(text, span, index):
+    fails(text, DAWN, UK_READER, index, span)
+    passes("Since you read Popcorn and My Sister's Keeper, Dawn in Eclipse Bay by Krentz is a 2001 read.", DAWN,
+           UK_READER, index)
