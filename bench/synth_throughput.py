@@ -119,7 +119,9 @@ def variant_builder(name: str, config: SynthConfig):
         return _LegacyBuilder(base)
     if prompt.startswith("fixed"):
         base.rotate_shots = False
-    elif not prompt.startswith("rotate"):
+    elif prompt.startswith("rotate"):
+        base.rotate_shots = True
+    else:
         raise SystemExit(f"unknown prompt variant {name!r}")
     return base
 

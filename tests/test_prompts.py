@@ -109,6 +109,7 @@ def test_golden_examples_editable_file(tmp_path):
 @pytest.mark.parametrize("item_type", ["music", "book", "podcast"])
 def test_shots_come_from_the_same_type_and_rotate(item_type):
     builder = PromptBuilder.default(few_shot=2)
+    builder.rotate_shots = True
     same = [g for g in builder.golden if g.item_type == item_type]
     assert len(same) >= 5, f"only {len(same)} golden {item_type} examples"
     seen = set()
