@@ -39,7 +39,9 @@ class SynthConfig:
     # teacher
     backend: str = "llamacpp"
     model: str | None = None  # served model name (default per backend)
-    model_path: str | None = None  # GGUF (llamacpp) or HF folder (vllm*); default: packaged SmolLM2
+    # GGUF (llamacpp) or HF folder (vllm*), or a packaged teacher's name (linernotes.assets.TEACHERS:
+    # smollm2-135m-instruct, qwen2.5-coder-1.5b-instruct); default: packaged SmolLM2
+    model_path: str | None = None
     base_url: str | None = None  # use a running server instead of starting one
     api_key_env: str | None = None  # env var holding the key for base_url
     structured_output: bool = True

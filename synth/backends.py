@@ -71,14 +71,14 @@ def teacher(config: "SynthConfig") -> contextlib.AbstractContextManager[TeacherE
 @register("llamacpp")
 @contextlib.contextmanager
 def _llamacpp(config: "SynthConfig") -> Iterator[TeacherEndpoint]:
-    from linernotes.services.llamacpp import DEFAULT_MODEL_NAME, server
+    from linernotes.services.llamacpp import DEFAULT_MODEL_NAME, server, served_name
     from synth.cache import model_identity
 
     if config.base_url:  # a llama.cpp server someone already runs
         yield TeacherEndpoint("llamacpp", config.model or DEFAULT_MODEL_NAME, config.base_url,
                               _api_key(config, config.base_url), config.structured_output)
         return
-    model_name = config.model or DEFAULT_MODEL_NAME
+    model_name = config.model or served_name(config.model_path)  # a packaged teacher answers to its name
     srv = server(config.model_path or None, model_name=model_name, n_parallel=config.concurrency,
                  n_threads=config.server_threads)
     identity = model_identity(_cmd_value(srv.cmd, "--model"))
