@@ -486,3 +486,11 @@ def test_family_routine_and_reading_events(text, span, index):
     fails(text, DAWN, UK_READER, index, span)
     passes("Since you read Popcorn and My Sister's Keeper, Dawn in Eclipse Bay by Krentz is a 2001 read.", DAWN,
            UK_READER, index)
+
+
+def test_singular_of_a_podcast_sub_category():
+    item = show("fb1", "FILL IN THE BLANK with Carlos Whittaker", ["christianity", "religion-spirituality"])
+    other = show("sr1", "Sibling Rivalry", ["comedy", "comedy-comedy-interviews"])
+    idx = CatalogIndex.from_items(ALL + [item, other], [])
+    fails("FILL IN THE BLANK with Carlos Whittaker is a comedy interview show.", item, None, idx, "comedy interview")
+    passes("Sibling Rivalry is a comedy interview show.", other, None, idx)

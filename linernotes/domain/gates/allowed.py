@@ -132,6 +132,7 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
     item_genres: set[str] = set()
     for g in item.genres:
         item_genres |= genre_keys(g, vocab)
+    item_genres |= _singulars(item_genres)
     item_words: set[str] = set()
     for text in (item.title, item.creator, item.collection, item.publisher, item.description):
         if text:
@@ -143,6 +144,7 @@ def allowed_for(item: Item, listener: Listener | None, vocab: Mapping[str, Genre
     for g in genre_labels:
         genres |= genre_keys(g, vocab)
         facts["genres"].add(name_key(g))
+    genres |= _singulars(genres)
     subgrams: set[str] = set()
     tokens: set[str] = set()
     by_len: dict[int, list[str]] = {}
@@ -233,3 +235,8 @@ def sources_of(key: str, allowed: Allowed) -> set[str]:
         return within  # a run of an allowed name's words ("Harry Potter", "Hemingway")
     cand = _fuzzy_match(key, allowed) if len(key) >= 5 else None
     return allowed.sources.get(cand, set()) if cand else set()
+
+
+def _singulars(keys: set[str]) -> set[str]:
+    """"interview" for a sub-category word "interviews" ("a comedy interview show")."""
+    return {k[:-1] for k in keys if " " not in k and len(k) > 5 and k.endswith("s") and not k.endswith("ss")}

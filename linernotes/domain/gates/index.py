@@ -132,5 +132,10 @@ class CatalogIndex:
                     head, tail = " ".join(toks[:i]), " ".join(toks[i:])
                     if head in labels and tail not in vocab and tail not in GENRE_CUES:
                         vocab[tail] = GenreEntry(tail, frozenset(), True)
+                    # "a comedy interview show" for "comedy-comedy-interviews": the singular too
+                    one = tail[:-1] if tail.endswith("s") and not tail.endswith("ss") and len(tail) > 5 else ""
+                    if head in labels and one and one not in vocab and one not in GENRE_CUES \
+                            and one.split()[-1] not in GENRE_CUES:
+                        vocab[one] = GenreEntry(tail, frozenset(), True)
             self._vocab = vocab
         return self._vocab
