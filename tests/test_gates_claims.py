@@ -494,3 +494,9 @@ def test_singular_of_a_podcast_sub_category():
     idx = CatalogIndex.from_items(ALL + [item, other], [])
     fails("FILL IN THE BLANK with Carlos Whittaker is a comedy interview show.", item, None, idx, "comedy interview")
     passes("Sibling Rivalry is a comedy interview show.", other, None, idx)
+
+
+def test_content_nouns_make_a_genre_claim(index):
+    # marketing is the listener's taste (business-marketing), not Jocko Podcast's
+    fails("Jocko Podcast is full of marketing tips.", JOCKO, PODDER, index, "marketing")
+    passes("Jocko Podcast is full of management tips and history talk.", JOCKO, PODDER, index)

@@ -56,6 +56,7 @@ programme program pick picks listen listens fare genre genres style styles linea
 offering release collection chops sensibility mood spirit swagger heritage bent credentials touch
 twist chronicle reader readers audiobook audiobooks buffs enthusiasts aficionados devotees purists pages
 fix crowd veteran veterans royalty opus epic set mix mixtape compilation
+tips advice talk insights lessons strategies coverage chat conversations interviews commentary discussion
 """.split())
 POSSESSIVES = frozenset({"your", "my", "his", "her", "their", "its", "our", "whose"})
 _MAX_GENRE_TOKENS = 4
