@@ -37,17 +37,9 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="distilabe
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    import time
-
-    from linernotes import assets
     from linernotes.demo import setup
 
-    # The 1.5B teacher first, timed on its own: ~1.1 GB of parts to fetch and verify.
-    t0 = time.perf_counter()
-    gguf = assets.qwen_coder_1_5b_gguf()
-    print(f"teacher {assets.QWEN_CODER_1_5B.name}: {gguf} ready in {time.perf_counter() - t0:.1f}s "
-          f"(sha256 {assets.QWEN_CODER_1_5B.sha256})")
-    setup(force=getattr(args, "force", False))
+    setup(force=getattr(args, "force", False))  # catalogs, models and the 1.5B teacher
     return 0
 
 
