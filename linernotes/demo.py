@@ -253,9 +253,11 @@ def _free_or(port: int) -> int | None:
 def _show_notes(records, con) -> None:
     from rich.markup import escape
 
-    con.print("\n[bold]A few liner notes[/] (gates: grounding/style/safety):")
+    from linernotes.domain.gates import GATE_NAMES
+
+    con.print(f"\n[bold]A few liner notes[/] (gates: {'/'.join(GATE_NAMES)}):")
     for r in records[:: max(1, len(records) // 6)][:6]:
-        marks = "/".join("ok" if r.gates[g].passed else "FLAG" for g in ("grounding", "style", "safety"))
+        marks = "/".join("ok" if g in r.gates and r.gates[g].passed else "FLAG" for g in GATE_NAMES)
         con.print(escape(f"  ({r.item.item_type}) {r.item.title!r} for {r.listener.listener_id}: "
                          f"{r.explanation!r} [{marks}]"))
         reasons = [x for g in r.gates.values() for x in g.reasons][:2]
@@ -264,23 +266,35 @@ def _show_notes(records, con) -> None:
 
 
 def run(synth_overrides: Mapping[str, Any] | None = None, force: bool = False) -> None:
-    """The whole loop, printing what each stage produced."""
+    """The whole loop, printing what each stage produced and, at the end, the time by stage."""
     from synth.pipeline import load_records
 
     t0 = time.perf_counter()
-    setup()
+    stages: dict[str, float] = {}
+
+    def timed(name: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        stages[name] = round(time.perf_counter() - start, 1)
+        return out
+
+    timed("setup", setup)
     con = console()
-    synth_run = synthesize(synth_overrides, force=force)
+    synth_run = timed("synth", synthesize, synth_overrides, force=force)
     print_synth_run(synth_run)
     _show_notes(load_records(synth_run), con)
     con.print("\n[bold]Curating the run[/] (embed, dedupe, cluster, map, review sample)")
-    curated = curate(synth_run, force=force)
+    curated = timed("curate", curate, synth_run, force=force)
     print_curate_run(curated)
-    label_run = label(curated, con)
-    published = publish(synth_run, curated, label_run)
+    label_run = timed("label", label, curated, con)
+    published = timed("publish", publish, synth_run, curated, label_run)
     con.print(f"\n[bold]Published[/] locally in Hub layout: {published} "
               f"(datasets.load_dataset('{published}', 'sft') reads it back)")
-    tuned = finetune(published, con=con)
-    report_card(tuned, con)
-    serve(export(tuned, con), con)
+    tuned = timed("finetune", finetune, published, con=con)
+    timed("report card", report_card, tuned, con)
+    exported = timed("export", export, tuned, con)
+    stages_line = ", ".join(f"{k} {v}s" for k, v in stages.items())
+    con.print(f"\n[bold]Time by stage[/]: {stages_line}")
+    con.print(f"demo ready to serve in {time.perf_counter() - t0:.1f}s")
+    serve(exported, con)
     con.print(f"\ndemo finished in {time.perf_counter() - t0:.1f}s")
