@@ -233,9 +233,23 @@ def serve(export_dir: Path, con=None) -> None:
                      f"(gates passed: {note.get('passed')})"))
     con.print(f"\nEndpoint {handle.base_url} (model {handle.served_name!r}); it keeps running: "
               f"stop it with `kill -- -{handle.pid}`\n")
+    # The key never goes to the terminal or a log: it goes to a 0600 file, and the examples
+    # read it from $LINERNOTES_ENDPOINT_KEY.
+    from linernotes.services.credentials import write_private
+
+    key_file = write_private(paths.home() / "serve" / "demo-endpoint.key", handle.api_key)
+    con.print(f"The endpoint's key is in {key_file} (0600): "
+              f"export LINERNOTES_ENDPOINT_KEY=$(cat {key_file})")
+    examples = client_examples(handle.base_url, "KEY_PLACEHOLDER", model=handle.served_name,
+                               item_id=item.item_id, listener_id=listener.listener_id)
+    examples = (examples.replace("'Authorization: Bearer KEY_PLACEHOLDER'",
+                                 '"Authorization: Bearer $LINERNOTES_ENDPOINT_KEY"')
+                .replace("'KEY_PLACEHOLDER'", "os.environ['LINERNOTES_ENDPOINT_KEY']")
+                .replace("'Bearer KEY_PLACEHOLDER'", "'Bearer ' + os.environ['LINERNOTES_ENDPOINT_KEY']")
+                .replace("from openai import OpenAI", "import os\nfrom openai import OpenAI"))
+    assert "KEY_PLACEHOLDER" not in examples and handle.api_key not in examples
     # plain print: rich would wrap long lines inside the quoted arguments
-    print(client_examples(handle.base_url, handle.api_key, model=handle.served_name,
-                          item_id=item.item_id, listener_id=listener.listener_id), flush=True)
+    print(examples, flush=True)
 
 
 def _free_or(port: int) -> int | None:
