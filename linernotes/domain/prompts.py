@@ -60,6 +60,10 @@ class PromptTemplate:
     path: Path
     max_words: int = 30
 
+    # what `load` checks and names in its errors (revise_prompt.RevisePrompt sets its own)
+    KIND = "prompt template"
+    PLACEHOLDER = "{catalog_data}"
+
     @property
     def version_id(self) -> str:
         """'<version>@<content hash>': changes whenever the file changes."""
@@ -67,16 +71,20 @@ class PromptTemplate:
         return f"{self.version}@{digest}"
 
     @classmethod
-    def load(cls, path: str | Path | None = None, max_words: int = 30) -> "PromptTemplate":
-        path = Path(path) if path else DEFAULT_TEMPLATE
-        data = yaml.safe_load(path.read_text())
+    def load(cls, path: str | Path | None = None, max_words: int = 30):
+        path = Path(path) if path else cls.default_path()
+        data = yaml.safe_load(path.read_text()) or {}
         missing = [k for k in ("version", "system", "user") if k not in data]
         if missing:
-            raise ValueError(f"prompt template {path}: missing keys {missing}")
-        if "{catalog_data}" not in data["user"]:
-            raise ValueError(f"prompt template {path}: user text must contain {{catalog_data}}")
+            raise ValueError(f"{cls.KIND} {path}: missing keys {missing}")
+        if cls.PLACEHOLDER not in data["user"]:
+            raise ValueError(f"{cls.KIND} {path}: user text must contain {cls.PLACEHOLDER}")
         return cls(version=str(data["version"]), system=data["system"], user=data["user"],
                    path=path, max_words=max_words)
+
+    @classmethod
+    def default_path(cls) -> Path:
+        return DEFAULT_TEMPLATE
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,14 @@ speak as the system. tests/test_synth_revise.py checks both.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from linernotes.domain.prompts import ITEM_NOUN, TEMPLATES_DIR, listener_context
+from linernotes.domain.prompts import ITEM_NOUN, TEMPLATES_DIR, PromptTemplate, listener_context
 from linernotes.records import Item, Listener, clean_field_text
 
 DEFAULT_REVISE_TEMPLATE = TEMPLATES_DIR / "revise_v1.yaml"
@@ -43,28 +41,15 @@ def _clean(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class RevisePrompt:
-    version: str
-    system: str
-    user: str
-    path: Path
-    max_words: int = 30
+class RevisePrompt(PromptTemplate):
+    """The revision template: same fields, versioning and loading as the note template."""
 
-    @property
-    def version_id(self) -> str:
-        """'<version>@<content hash>': changes whenever the file changes."""
-        return f"{self.version}@{hashlib.sha256(self.path.read_bytes()).hexdigest()[:8]}"
+    KIND = "revision template"
+    PLACEHOLDER = "{revision_data}"
 
     @classmethod
-    def load(cls, path: str | Path | None = None, max_words: int = 30) -> "RevisePrompt":
-        path = Path(path) if path else DEFAULT_REVISE_TEMPLATE
-        data = yaml.safe_load(path.read_text()) or {}
-        missing = [k for k in ("version", "system", "user") if k not in data]
-        if missing:
-            raise ValueError(f"revision template {path}: missing keys {missing}")
-        if "{revision_data}" not in data["user"]:
-            raise ValueError(f"revision template {path}: user text must contain {{revision_data}}")
-        return cls(str(data["version"]), data["system"], data["user"], path, max_words)
+    def default_path(cls) -> Path:
+        return DEFAULT_REVISE_TEMPLATE
 
     def system_message(self, item_type: str) -> str:
         return self.system.format(item_noun=ITEM_NOUN.get(item_type, "item"), max_words=self.max_words)
