@@ -131,16 +131,17 @@ def _(run_ui):
 @app.cell
 def _(run_path):
     eval_button = mo.ui.run_button(label="Evaluate (base, tuned, teacher; judge; guardrail; chat)", kind="neutral")
-    n_ui = mo.ui.slider(1, 50, value=2, label="held-out pairs per type", show_value=True)
+    n_ui = mo.ui.slider(1, 50, value=2, label="pairs per type", show_value=True)
     judge_ui = mo.ui.slider(0, 150, value=2, label="judged pairs", show_value=True)
     mmlu_ui = mo.ui.slider(0, 400, value=16, step=4, label="MMLU questions", show_value=True)
-    guard_ui = mo.ui.slider(0, 100, value=6, label="questions per guardrail task", show_value=True)
+    guard_ui = mo.ui.slider(0, 100, value=6, label="per guardrail task", show_value=True)
     chat_ui = mo.ui.slider(0, 50, value=5, label="chat prompts", show_value=True)
     _done = (run_path / "eval" / "COMPLETE").exists()
     mo.vstack([mo.md("## Report card" + (" (done; press to redo with new settings)" if _done else "")
                      + "\n\nThe defaults are the demo's small card (~6 min on 2 cores); the full card is "
                        "50 pairs per type, 150 judged, 100 questions per task, 50 chat prompts (hours on CPU)."),
-               mo.hstack([n_ui, judge_ui, mmlu_ui, guard_ui, chat_ui], justify="start"), eval_button])
+               mo.hstack([n_ui, judge_ui, mmlu_ui], justify="start"),
+               mo.hstack([guard_ui, chat_ui], justify="start"), eval_button])
     return chat_ui, eval_button, guard_ui, judge_ui, mmlu_ui, n_ui
 
 
