@@ -17,7 +17,11 @@ the catalog is reported (file, line, field) and skipped, not fatal.
 The gate engineer can call `load_rows`, `resolve`, `score` and `format_report` from
 Python with any judge: `judge(row, item, listener) -> {gate name: GateResult | dict}`.
 
-The rule of the set: tune on `dev` and `dev2` only; `holdout` is the reported number.
+The rule of the set (changed 2026-12-04): `dev`, `dev2` and `holdout` are tuning splits
+(holdout became one on 2026-12-04, after its misses were read); `holdout2` is the reported,
+never-tuned split. Like holdout, holdout2 prints no misclassified rows unless `--show` is
+given, so a tuning run never shows its notes. A split whose file does not exist
+yet is skipped with a note under `--split all` (naming it alone reports the missing file).
 """
 
 from __future__ import annotations
@@ -33,8 +37,12 @@ from typing import Any
 from linernotes.records import Item, Listener
 
 DEVSETS_DIR = Path(__file__).resolve().parent.parent / "devsets"
-# dev and dev2 are tuning splits; holdout is the reported one (devsets/grounding/README.md).
-SPLITS = ("dev", "dev2", "holdout")
+# dev, dev2 and holdout are tuning splits; holdout2 is the reported never-tuned one
+# (devsets/grounding/README.md; holdout became a tuning split on 2026-12-04).
+SPLITS = ("dev", "dev2", "holdout", "holdout2")
+# Splits whose misclassified rows are not printed unless asked (--show N): holdout2, the reported
+# split, so a tuning run never shows its notes; holdout keeps its old quiet default.
+QUIET_SPLITS = ("holdout", "holdout2")
 EXPECTS = ("pass", "fail")
 GATES = ("grounding", "usefulness", "safety")
 PASS_CLASSES = ("grounded", "grounded_tricky", "useful")
@@ -92,9 +100,14 @@ def check_row(row: Any) -> tuple[str, str] | None:
 
 def load_rows(name: str = "grounding", split: str = "all",
               root: str | Path | None = None) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """Valid rows of devsets/<name>/<split>.jsonl (split "all": every split), plus problems."""
+    """Valid rows of devsets/<name>/<split>.jsonl (split "all": every split), plus problems.
+
+    Under "all" a split file that does not exist is left out (see `present_splits`): a new
+    split being written must not break scoring of the others. A split named alone and
+    missing is a problem.
+    """
     folder = Path(root) if root is not None else DEVSETS_DIR / name
-    splits = SPLITS if split == "all" else (split,)
+    splits = present_splits(folder) if split == "all" else (split,)
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for sp in splits:
@@ -118,6 +131,11 @@ def load_rows(name: str = "grounding", split: str = "all",
                 continue
             rows.append({**row, "_file": str(path), "_line": n})
     return rows, problems
+
+
+def present_splits(folder: str | Path) -> tuple[str, ...]:
+    """The splits of SPLITS whose file exists in `folder`, in SPLITS order."""
+    return tuple(sp for sp in SPLITS if (Path(folder) / f"{sp}.jsonl").exists())
 
 
 def resolve(rows: Iterable[dict[str, Any]], items: Mapping[str, Item],
@@ -282,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("name", help="devset folder under devsets/ (e.g. grounding)")
     ap.add_argument("--split", choices=(*SPLITS, "all"), default="dev")
     ap.add_argument("--show", type=int, default=None,
-                    help="misclassified rows to print per split (default: 10 for dev and dev2, 0 for holdout, "
-                         "so that tuning runs do not read holdout rows)")
+                    help="misclassified rows to print per split (default: 10 for the tuning splits, 0 for "
+                         "holdout and holdout2 (holdout2 is the reported never-tuned split: tuning runs must not read its rows)")
     ap.add_argument("--json", dest="json_path", help="write the numbers here")
     ap.add_argument("--catalog", help="ingested catalog folder (default: LINERNOTES_HOME/catalog)")
     ap.add_argument("--root", help="folder holding the split files (default: devsets/<name>)")
@@ -308,13 +326,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {p}", file=sys.stderr)
     judge = gates_judge(index)
 
-    splits = SPLITS if args.split == "all" else (args.split,)
+    folder = Path(args.root) if args.root else DEVSETS_DIR / args.name
+    if args.split == "all":
+        splits = present_splits(folder)
+        for sp in SPLITS:
+            if sp not in splits:
+                print(f"note: split {sp} has no file {folder / (sp + '.jsonl')}; skipped")
+    else:
+        splits = (args.split,)
     out: dict[str, Any] = {"devset": args.name, "catalog": str(catalog_dir), "splits": {}}
     for sp in splits:
         sp_cases = [c for c in cases if c[0]["split"] == sp]
         sp_problems = [p for p in problems if Path(p.file).stem == sp]
         rep = score(sp_cases, judge, sp_problems)
-        show = args.show if args.show is not None else (0 if sp == "holdout" else 10)
+        show = args.show if args.show is not None else (0 if sp in QUIET_SPLITS else 10)
         print(format_report(f"{args.name}/{sp}", rep, show))
         out["splits"][sp] = rep.to_dict()
     if args.json_path:
