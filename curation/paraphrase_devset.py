@@ -20,7 +20,11 @@ from typing import Any
 from linernotes.records import Item, Listener
 
 DEVSET_DIR = Path(__file__).resolve().parent.parent / "devsets" / "paraphrase"
-SPLITS = ("dev", "holdout")
+# dev and holdout are tuning splits (holdout since 2026-12-04, after its misclassifications
+# were read); holdout2 is the reported split: scored, never read while tuning.
+TUNING_SPLITS = ("dev", "holdout")
+REPORTED_SPLITS = ("holdout2",)
+SPLITS = TUNING_SPLITS + REPORTED_SPLITS
 
 DUPLICATE_CLASSES = ("surface_edit", "paraphrase")
 DISTINCT_CLASSES = ("same_item_different_claim", "different_item", "same_template_different_item")
@@ -63,6 +67,11 @@ def parse_source(text: str, split: str) -> list[dict[str, Any]]:
     return rows
 
 
+def has_split(split: str, folder: Path = DEVSET_DIR) -> bool:
+    """Whether the split's converted pairs exist (holdout2 may not be written yet)."""
+    return (folder / f"{split}.jsonl").exists()
+
+
 def build_jsonl(split: str, folder: Path = DEVSET_DIR) -> Path:
     rows = parse_source((folder / f"{split}.txt").read_text(encoding="utf-8"), split)
     out = folder / f"{split}.jsonl"
@@ -73,11 +82,21 @@ def build_jsonl(split: str, folder: Path = DEVSET_DIR) -> Path:
 
 
 def load_pairs(split: str = "all", folder: Path = DEVSET_DIR) -> list[dict[str, Any]]:
-    splits = SPLITS if split == "all" else (split,)
+    """Pairs of one split, of "tuning" (dev + holdout) or of "all" (every split whose
+    file exists; a missing holdout2 is skipped, a missing named split is an error)."""
+    if split == "all":
+        splits = tuple(s for s in SPLITS if has_split(s, folder))
+    elif split == "tuning":
+        splits = TUNING_SPLITS
+    else:
+        splits = (split,)
     out = []
     for s in splits:
         if s not in SPLITS:
-            raise ValueError(f"split {s!r}: expected one of {SPLITS} or 'all'")
+            raise ValueError(f"split {s!r}: expected one of {SPLITS}, 'tuning' or 'all'")
+        if not has_split(s, folder):
+            raise FileNotFoundError(f"{folder / (s + '.jsonl')}: split {s!r} not built "
+                                    f"(write {s}.txt, then python -m curation.paraphrase_eval --build-jsonl)")
         with (folder / f"{s}.jsonl").open(encoding="utf-8") as fh:
             out += [json.loads(line) for line in fh if line.strip()]
     return out
@@ -118,6 +137,11 @@ def resolve_records(pairs: list[dict[str, Any]], catalog_dir: Path | None = None
     return items, listeners
 
 
+def build_all(folder: Path = DEVSET_DIR) -> list[Path]:
+    """Convert every split whose hand-written .txt exists (holdout2 only once written)."""
+    return [build_jsonl(s, folder) for s in SPLITS if (folder / f"{s}.txt").exists()]
+
+
 if __name__ == "__main__":
-    for s in SPLITS:
-        print(build_jsonl(s))
+    for out in build_all():
+        print(out)

@@ -1,7 +1,7 @@
 """Dedupe precision / recall on the hand-written paraphrase pairs (devsets/paraphrase/).
 
-    python -m curation.paraphrase_eval --split dev|holdout|all [--show N]
-    python -m curation.paraphrase_eval --sweep          # dev only: how the thresholds were chosen
+    python -m curation.paraphrase_eval --split dev|holdout|tuning|holdout2|all [--show N]
+    python -m curation.paraphrase_eval --sweep          # dev + holdout: how the thresholds were chosen
     python -m curation.paraphrase_eval --build-jsonl    # <split>.txt (hand-written) -> <split>.jsonl
 
 Every pair is two rows of one frame, each pair its own partition (pairs never meet),
@@ -13,7 +13,10 @@ old rule  the pipeline as configured before claim signatures (claim band off)
 new rule  + same-item pairs with cosine >= claim_threshold whose claim signatures
           match (curation/claim_signature.py)
 
-Tune on dev only; holdout is scored once, at the end (devsets/paraphrase/README.md).
+Splits (devsets/paraphrase/README.md): dev and holdout are tuning splits (holdout since
+2026-12-04); holdout2 is the reported, never-tuned split. Its misclassified pairs are not
+listed unless asked for by name (`--split holdout2 --show N`); `--split all` lists only the
+tuning splits' and skips a holdout2 that is not written yet.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ import numpy as np
 import pandas as pd
 
 from curation.paraphrase_devset import (
-    DISTINCT_CLASSES, DUPLICATE_CLASSES, SPLITS, build_jsonl, load_pairs, resolve_records,
+    DISTINCT_CLASSES, DUPLICATE_CLASSES, REPORTED_SPLITS, SPLITS, build_all, load_pairs,
+    resolve_records,
 )
+
+DEFAULT_SHOW = 20  # misclassified pairs listed for a tuning split; 0 for a reported one
 
 SWEEP_HIGH = (0.80, 0.82, 0.84, 0.85, 0.86, 0.88, 0.90)
 SWEEP_LOW = (0.55, 0.60, 0.65, 0.68, 0.70, 0.72, 0.75, 0.78, 0.80)
@@ -166,6 +172,11 @@ def _fmt(name: str, m: dict[str, Any]) -> str:
             f"       recall: {rec}\n       false merge: {fm}")
 
 
+def default_show(split: str) -> int:
+    """How many misclassified pairs to list when --show is not given: none for a reported split."""
+    return 0 if split in REPORTED_SPLITS else DEFAULT_SHOW
+
+
 def report(split: str, show: int = 0, config=None) -> dict[str, Any]:
     pairs = load_pairs(split)
     bench = PairBench(pairs, config)
@@ -173,11 +184,15 @@ def report(split: str, show: int = 0, config=None) -> dict[str, Any]:
     out: dict[str, Any] = {"split": split, "thresholds": {
         "semantic_threshold": bench.config.semantic_threshold,
         "claim_threshold": bench.index.apply(report_examples=0).thresholds["claim_threshold"]}}
-    for s in (SPLITS if split == "all" else (split,)):
+    present = [s for s in SPLITS if any(p["split"] == s for p in pairs)]
+    for s in present:
         sel = np.array([p["split"] == s for p in pairs])
         out[s] = {"old": metrics(old[sel], bench.label[sel], bench.cls[sel]),
-                  "new": metrics(new[sel], bench.label[sel], bench.cls[sel])}
-    wrong = np.flatnonzero(new != bench.label)
+                  "new": metrics(new[sel], bench.label[sel], bench.cls[sel]),
+                  "role": "reported" if s in REPORTED_SPLITS else "tuning"}
+    # a reported split's errors are listed only when it was asked for by name
+    listable = np.array([p["split"] not in REPORTED_SPLITS or split == p["split"] for p in pairs])
+    wrong = np.flatnonzero((new != bench.label) & listable)
     out["misclassified"] = [{"id": pairs[k]["id"], "class": pairs[k]["class"], "label": pairs[k]["label"],
                              "cosine": round(float(bench.cosine[k]), 3), "a": pairs[k]["a"], "b": pairs[k]["b"]}
                             for k in wrong[:show]]
@@ -185,31 +200,37 @@ def report(split: str, show: int = 0, config=None) -> dict[str, Any]:
     return out
 
 
+def sweep_pairs() -> list[dict[str, Any]]:
+    """The pairs thresholds are chosen on: the tuning splits, never a reported one."""
+    return load_pairs("tuning")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m curation.paraphrase_eval", description=__doc__.split("\n")[0])
-    ap.add_argument("--split", default="dev", choices=(*SPLITS, "all"))
-    ap.add_argument("--show", type=int, default=0, help="print up to N pairs the new rule gets wrong")
-    ap.add_argument("--sweep", action="store_true", help="threshold sweep on dev (never on holdout)")
+    ap.add_argument("--split", default="dev", choices=(*SPLITS, "tuning", "all"))
+    ap.add_argument("--show", type=int, default=None,
+                    help=f"print up to N pairs the new rule gets wrong (default {DEFAULT_SHOW}; 0 for holdout2)")
+    ap.add_argument("--sweep", action="store_true", help="threshold sweep on dev + holdout (never holdout2)")
     ap.add_argument("--build-jsonl", action="store_true", help="convert the hand-written .txt sources")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.build_jsonl:
-        for s in SPLITS:
-            print(build_jsonl(s))
+        for path in build_all():
+            print(path)
         return
     if args.sweep:
-        table = sweep(PairBench(load_pairs("dev")), LabelledBench())
+        table = sweep(PairBench(sweep_pairs()), LabelledBench())
         with pd.option_context("display.max_rows", 1000, "display.width", 250):
             print(table.to_string(index=False))
         return
-    out = report(args.split, args.show)
+    out = report(args.split, default_show(args.split) if args.show is None else args.show)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return
     print(f"thresholds: {out['thresholds']}")
     for s in SPLITS:
         if s in out:
-            print(f"[{s}] {out[s]['old']['n']} pairs")
+            print(f"[{s}] {out[s]['old']['n']} pairs ({out[s]['role']})")
             print(_fmt("old", out[s]["old"]))
             print(_fmt("new", out[s]["new"]))
     if out["misclassified"]:

@@ -14,9 +14,10 @@ from curation.claim_signature import (
 )
 from curation.dedupe import DedupeIndex
 from curation.paraphrase_devset import (
-    DEVSET_DIR, DISTINCT_CLASSES, DUPLICATE_CLASSES, OTHER_ITEM_CLASSES, SPLITS, load_pairs, parse_source,
-    resolve_records,
+    DEVSET_DIR, DISTINCT_CLASSES, DUPLICATE_CLASSES, OTHER_ITEM_CLASSES, REPORTED_SPLITS, SPLITS, TUNING_SPLITS,
+    build_all, load_pairs, parse_source, resolve_records,
 )
+from curation.paraphrase_eval import default_show, sweep_pairs
 from linernotes import paths
 from linernotes.config import CurateConfig
 
@@ -37,7 +38,8 @@ def sig(text: str) -> ClaimSignature:
 
 @pytest.fixture(scope="module")
 def pairs() -> list[dict]:
-    return load_pairs("all")
+    # the tuning splits only: the reported split (holdout2) is not read here
+    return load_pairs("tuning")
 
 
 def test_every_row_parses_with_its_label(pairs):
@@ -62,12 +64,12 @@ def test_sizes_and_balance(pairs):
 
 
 def test_splits_share_no_item(pairs):
-    items = {s: {i for p in pairs if p["split"] == s for i in (p["item_id"], p["item_id_b"])} for s in SPLITS}
+    items = {s: {i for p in pairs if p["split"] == s for i in (p["item_id"], p["item_id_b"])} for s in TUNING_SPLITS}
     assert items["dev"] and items["holdout"] and not (items["dev"] & items["holdout"])
 
 
 def test_jsonl_is_the_hand_written_source(pairs):
-    for split in SPLITS:
+    for split in TUNING_SPLITS:
         src = parse_source((DEVSET_DIR / f"{split}.txt").read_text(encoding="utf-8"), split)
         assert src == [p for p in pairs if p["split"] == split]
 
@@ -78,6 +80,33 @@ def test_rows_reference_real_catalog_ids(pairs):
     items, listeners = resolve_records(pairs)
     assert {i for p in pairs for i in (p["item_id"], p["item_id_b"])} <= set(items)
     assert {p["listener_id"] for p in pairs} <= set(listeners)
+
+
+def _write_split(folder, split: str, item: str = "music:1") -> None:
+    (folder / f"{split}.txt").write_text(f"@ {split} {item} l:1\nA: raw metal\nP: metal, raw\n", encoding="utf-8")
+
+
+def test_reported_split_is_optional_and_never_tuned_on(tmp_path):
+    assert set(TUNING_SPLITS) | set(REPORTED_SPLITS) == set(SPLITS) and "holdout2" in REPORTED_SPLITS
+    assert not set(TUNING_SPLITS) & set(REPORTED_SPLITS)
+    for s in TUNING_SPLITS:
+        _write_split(tmp_path, s)
+    assert [p.name for p in build_all(tmp_path)] == ["dev.jsonl", "holdout.jsonl"]  # no holdout2.txt: skipped
+    assert {p["split"] for p in load_pairs("all", tmp_path)} == set(TUNING_SPLITS)
+    with pytest.raises(FileNotFoundError, match="holdout2"):
+        load_pairs("holdout2", tmp_path)
+    _write_split(tmp_path, "holdout2", "music:2")
+    assert "holdout2.jsonl" in [p.name for p in build_all(tmp_path)]
+    assert {p["split"] for p in load_pairs("all", tmp_path)} == set(SPLITS)
+    assert {p["split"] for p in load_pairs("tuning", tmp_path)} == set(TUNING_SPLITS)
+    with pytest.raises(ValueError):
+        load_pairs("holdout3", tmp_path)
+
+
+def test_reported_split_lists_no_errors_by_default():
+    assert default_show("holdout2") == 0
+    assert default_show("dev") > 0 and default_show("holdout") > 0
+    assert {p["split"] for p in sweep_pairs()} == set(TUNING_SPLITS)
 
 
 def test_parse_source_refuses_a_malformed_line():
