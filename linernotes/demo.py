@@ -217,6 +217,7 @@ def serve(export_dir: Path, con=None) -> None:
     from rich.markup import escape
 
     from serve.app import client_examples, start_endpoint
+    from serve.launch import save_key
 
     con = con or console()
     con.print("\n[bold]Serving[/] the exported model (llama.cpp engine behind the studio endpoint)")
@@ -235,19 +236,11 @@ def serve(export_dir: Path, con=None) -> None:
               f"stop it with `kill -- -{handle.pid}`\n")
     # The key never goes to the terminal or a log: it goes to a 0600 file, and the examples
     # read it from $LINERNOTES_ENDPOINT_KEY.
-    from linernotes.services.credentials import write_private
-
-    key_file = write_private(paths.home() / "serve" / "demo-endpoint.key", handle.api_key)
-    con.print(f"The endpoint's key is in {key_file} (0600): "
-              f"export LINERNOTES_ENDPOINT_KEY=$(cat {key_file})")
-    examples = client_examples(handle.base_url, "KEY_PLACEHOLDER", model=handle.served_name,
+    export_line = save_key(handle.api_key, paths.home() / "serve" / "demo-endpoint.key")
+    con.print(f"The endpoint's key is in a 0600 file: {export_line}")
+    examples = client_examples(handle.base_url, model=handle.served_name,
                                item_id=item.item_id, listener_id=listener.listener_id)
-    examples = (examples.replace("'Authorization: Bearer KEY_PLACEHOLDER'",
-                                 '"Authorization: Bearer $LINERNOTES_ENDPOINT_KEY"')
-                .replace("'KEY_PLACEHOLDER'", "os.environ['LINERNOTES_ENDPOINT_KEY']")
-                .replace("'Bearer KEY_PLACEHOLDER'", "'Bearer ' + os.environ['LINERNOTES_ENDPOINT_KEY']")
-                .replace("from openai import OpenAI", "import os\nfrom openai import OpenAI"))
-    assert "KEY_PLACEHOLDER" not in examples and handle.api_key not in examples
+    assert handle.api_key not in examples
     # plain print: rich would wrap long lines inside the quoted arguments
     print(examples, flush=True)
 

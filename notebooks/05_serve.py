@@ -10,11 +10,14 @@ with app.setup:
 
     paths.use_offline_hub()
 
+    import re
+
     import marimo as mo
     import pandas as pd
 
     from serve import playground
     from serve.app import client_examples
+    from serve.launch import save_key
     from synth import app_support as support
 
 
@@ -134,10 +137,15 @@ def _(allow_ungated_ui, catalog_path, max_tokens_ui, picked_item, picked_listene
 
 @app.cell
 def _(handles, picked_item, picked_listener):
-    _first = next(iter(handles.values()))
+    # The page never shows the key: it goes to a 0600 file and the snippets read it from
+    # $LINERNOTES_ENDPOINT_KEY.
+    _first_name, _first = next(iter(handles.items()))
+    _slug = "-".join(re.findall(r"[a-z0-9]+", _first_name.lower()))
+    _export = save_key(_first.api_key, paths.home() / "serve" / f"app-{_slug}.key")
     mo.accordion({"call it yourself (curl, openai-python)": mo.plain_text(
-        client_examples(_first.base_url, _first.api_key, model=_first.served_name,
-                        item_id=picked_item.item_id, listener_id=picked_listener.listener_id))})
+        _export + "\n\n" + client_examples(_first.base_url, model=_first.served_name,
+                                          item_id=picked_item.item_id,
+                                          listener_id=picked_listener.listener_id))})
     return
 
 

@@ -2,6 +2,8 @@
 
     start_endpoint(...)            `linernotes serve` in a subprocess -> EndpointHandle(.base_url, .stop())
     client_examples(url, key)      a curl command and an openai-python snippet that work
+    client_examples(url)           the same, reading the key from $LINERNOTES_ENDPOINT_KEY
+    save_key(key, path)            the key in a 0600 file + the line that exports it
 
 Kept apart from serve.app (the ASGI app) and serve.runner (the foreground process)
 so that none of them needs the others' internals; serve.app re-exports these names.
@@ -108,25 +110,40 @@ def start_endpoint(model_path: str | Path | None = None, port: int | None = None
     return EndpointHandle(process=proc, api_keys=keys, served_name=name)
 
 
-def client_examples(base_url: str, api_key: str, model: str = "smollm2-135m-instruct",
-                    item_id: str | None = None, listener_id: str | None = None) -> str:
-    """A curl command (chat + explain) and an openai-python snippet for this endpoint."""
+KEY_ENV = "LINERNOTES_ENDPOINT_KEY"
+
+
+def client_examples(base_url: str, api_key: str | None = None, model: str = "smollm2-135m-instruct",
+                    item_id: str | None = None, listener_id: str | None = None,
+                    key_env: str = KEY_ENV) -> str:
+    """A curl command (chat + explain) and an openai-python snippet for this endpoint.
+
+    With `api_key=None` the snippets read the key from `$key_env` instead of spelling it
+    out: that is the form for anything a person sees (a terminal, an app page, a log).
+    """
     root = base_url.rstrip("/").removesuffix("/v1")
+    if api_key is None:
+        curl_auth = f'"Authorization: Bearer ${key_env}"'
+        py_key, py_bearer = f"os.environ[{key_env!r}]", f"'Bearer ' + os.environ[{key_env!r}]"
+        py_imports = ["import os"]
+    else:
+        curl_auth = shlex.quote(f"Authorization: Bearer {api_key}")
+        py_key, py_bearer, py_imports = repr(api_key), repr(f"Bearer {api_key}"), []
     chat = json.dumps({"model": model, "max_tokens": 48,
                        "messages": [{"role": "user", "content": "Suggest one rock album."}]})
     lines = ["# chat completion (OpenAI-compatible)",
              f"curl -s {root}/v1/chat/completions \\",
-             f"  -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\",
+             f"  -H {curl_auth} -H 'Content-Type: application/json' \\",
              f"  -d {shlex.quote(chat)}", ""]
     if item_id and listener_id:
         explain_body = json.dumps({"item_id": item_id, "listener_id": listener_id})
         lines += ["# liner note for a catalog item and listener, with the gates' verdict",
                   f"curl -s {root}/v1/explain \\",
-                  f"  -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\",
+                  f"  -H {curl_auth} -H 'Content-Type: application/json' \\",
                   f"  -d {shlex.quote(explain_body)}", ""]
-    lines += ["# python (openai client)",
+    lines += ["# python (openai client)", *py_imports,
               "from openai import OpenAI",
-              f"client = OpenAI(base_url={root + '/v1'!r}, api_key={api_key!r})",
+              f"client = OpenAI(base_url={root + '/v1'!r}, api_key={py_key})",
               "reply = client.chat.completions.create(",
               f"    model={model!r}, max_tokens=48,",
               "    messages=[{'role': 'user', 'content': 'Suggest one rock album.'}])",
@@ -140,8 +157,16 @@ def client_examples(base_url: str, api_key: str, model: str = "smollm2-135m-inst
                   "# the domain route (not part of the OpenAI API): plain HTTP",
                   "import httpx",
                   f"note = httpx.post({root + '/v1/explain'!r}, timeout=120,",
-                  f"                  headers={{'Authorization': 'Bearer {api_key}'}},",
+                  f"                  headers={{'Authorization': {py_bearer}}},",
                   f"                  json={{'item_id': {item_id!r}, 'listener_id': {listener_id!r}}}).json()",
                   "print(note['explanation'], note['passed'], note['gates']['grounding']['reasons'])"]
     return "\n".join(lines) + "\n"
+
+
+def save_key(api_key: str, path: Path) -> str:
+    """Write the key to a 0600 file; returns the shell line that exports it as $KEY_ENV."""
+    from linernotes.services.credentials import write_private
+
+    key_file = write_private(path, api_key)
+    return f"export {KEY_ENV}=$(cat {shlex.quote(str(key_file))})"
 

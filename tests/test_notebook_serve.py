@@ -114,8 +114,13 @@ def test_button_refuses_an_ungated_export_and_says_why(fixture_catalog_dir, tmp_
              "max_tokens_ui": SimpleNamespace(value=32),
              "tuned_ui": SimpleNamespace(value=str(export / "model-Q4_0.gguf")),
              "allow_ungated_ui": SimpleNamespace(value=False)}
-    _, defs = _load_app().run(defs={"start_button": SimpleNamespace(value=True), **picks})
+    monkeypatch.setenv("LINERNOTES_HOME", str(tmp_path / "home"))
+    outputs, defs = _load_app().run(defs={"start_button": SimpleNamespace(value=True), **picks})
     assert started == [None]  # the base model only
+    # the "call it yourself" box reads the key from a 0600 file, never shows it
+    page = " ".join(str(getattr(o, "text", o)) for o in outputs)
+    assert "LINERNOTES_ENDPOINT_KEY" in page and "stand-in-key" not in page
+    assert (tmp_path / "home" / "serve" / "app-base-packaged-smollm2.key").read_text() == "stand-in-key"
     error = defs["results"]["tuned"]["error"]
     assert "refusing to serve" in error and str(export / "manifest.json") in error
     assert "agreement 0.41" in error

@@ -766,3 +766,19 @@ def test_inline_explain_bodies_get_the_records_bounds():
             assert message.startswith(f"invalid {field_name.split('.')[0]}: {field_name}:"), message
     assert "n_predict" in responses["unknown"].json()["error"]["message"]
     assert engine.requests == []
+
+
+def test_client_examples_without_a_key_read_it_from_the_environment(tmp_path):
+    """The form for pages and terminals: no key in the text, the snippets read $LINERNOTES_ENDPOINT_KEY."""
+    from serve.launch import KEY_ENV, save_key
+
+    text = client_examples("http://127.0.0.1:9/v1", item_id="music:1", listener_id="music-customer:1")
+    assert '"Authorization: Bearer $LINERNOTES_ENDPOINT_KEY"' in text
+    assert "os.environ['LINERNOTES_ENDPOINT_KEY']" in text and "import os" in text
+    python = "\n".join(line for line in text.splitlines()
+                       if not line.startswith(("curl", "  -")) and not line.startswith("#"))
+    compile(python, "<examples>", "exec")
+    line = save_key("k-secret-0001", tmp_path / "serve" / "app.key")
+    assert line.startswith(f"export {KEY_ENV}=$(cat ") and "k-secret-0001" not in line
+    key_file = tmp_path / "serve" / "app.key"
+    assert key_file.read_text() == "k-secret-0001" and (key_file.stat().st_mode & 0o777) == 0o600
