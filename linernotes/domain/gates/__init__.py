@@ -15,8 +15,10 @@ One module per concern:
 * grounding.py: the grounding rule (documented there), `grounding_gate` and
   `analyse` (the verdict plus the reading it used), built from tokens.py
   (sentence tokens, names blanked for cue matching), allowed.py (what an item and
-  listener allow, and which fact each name is), claims.py (the name, year, genre
-  and facts_used checks), relations.py (pairs of names that must hold together),
+  listener allow, and which fact each name is), claims.py (year and facts_used
+  checks; the public names of every claim check) with names.py (quoted and
+  capitalised names), genre_claims.py (genres) and tally.py (the `Claims`
+  tally), relations.py (pairs of names that must hold together),
   claim_types.py (awards, charts, tours, ... from data/grounding_claim_cues.txt),
   listener_claims.py (age, place, ratings, habits, history words moved onto the
   item; data/grounding_listener_cues.txt, data/grounding_places.txt) and
