@@ -149,6 +149,14 @@ def _claim_threshold(config: Any) -> float:
     return CLAIM_THRESHOLD if value is None else float(value)
 
 
+def _certain_threshold(config: Any) -> float:
+    """config.certain_threshold when the config has the field, else the measured default."""
+    from curation.claim_signature import CERTAIN_COSINE
+
+    value = getattr(config, "certain_threshold", None)
+    return CERTAIN_COSINE if value is None else float(value)
+
+
 # --------------------------------------------------------------------------- result
 
 
@@ -304,7 +312,8 @@ class DedupeIndex:
     def apply(self, minhash_threshold: float | None = None, semantic_threshold: float | None = None,
               exact: bool | None = None, stages: Sequence[str] | None = None,
               report_examples: int = 5, claim_threshold: float | None = None,
-              descriptor_min: float | None = None) -> DedupeResult:
+              descriptor_min: float | None = None, certain_threshold: float | None = None,
+              veto_jaccard: float | None = None) -> DedupeResult:
         """Dedupe at these thresholds (default: the config's) from the cached graph.
 
         Thresholds at or above the build floors (MinHash 0.5, cosine 0.80 by default)
@@ -315,6 +324,12 @@ class DedupeIndex:
         claim_signature.CLAIM_THRESHOLD); at or above semantic_threshold: off.
         descriptor_min: the descriptor Jaccard those pairs also need (default
         claim_signature.DESCRIPTOR_MIN).
+        certain_threshold: same-item pairs with semantic_threshold <= cosine < this are
+        kept apart when their claims conflict (claim_signature.claims_conflict: one
+        note makes a claim or listener tie the other lacks); default
+        config.certain_threshold if it has one, else claim_signature.CERTAIN_COSINE; at
+        or below semantic_threshold: off. veto_jaccard: the descriptor Jaccard below
+        which two descriptive claims conflict (default claim_signature.VETO_JACCARD).
         """
         cfg = self.config
         mh = cfg.minhash_threshold if minhash_threshold is None else float(minhash_threshold)
@@ -326,6 +341,7 @@ class DedupeIndex:
         if "near" in run and mh < self.minhash_floor:
             self._build_near(floor=mh)
         low = _claim_threshold(cfg) if claim_threshold is None else float(claim_threshold)
+        certain = _certain_threshold(cfg) if certain_threshold is None else float(certain_threshold)
         if "semantic" in run and min(sem, low) < self.semantic_floor:
             self._build_semantic(floor=min(sem, low))
         n = self.n
@@ -355,7 +371,13 @@ class DedupeIndex:
             else:
                 i, j, s = self.semantic_edges
                 keep = s >= sem
-                n_claim = 0
+                n_claim = n_veto = 0
+                if certain > sem:
+                    hb = np.flatnonzero(keep & (s < certain))
+                    if len(hb):
+                        conflict = self._claim_conflicts(i[hb], j[hb], veto_jaccard)
+                        keep[hb[conflict]] = False
+                        n_veto = int(conflict.sum())
                 if low < sem:
                     band = np.flatnonzero((s >= low) & ~keep)
                     if len(band):
@@ -367,6 +389,8 @@ class DedupeIndex:
                 why = f"embedding cosine >= {sem} (k={cfg.semantic_k} neighbours); {block_note}"
                 if low < sem:
                     why += f"; or cosine >= {low}, same item and the same claims ({n_claim} pairs)"
+                if certain > sem:
+                    why += f"; below {certain}, same-item pairs whose claims conflict kept apart ({n_veto} pairs)"
             ei.append(i)
             ej.append(j)
             labels = _components(n, np.concatenate(ei), np.concatenate(ej))
@@ -391,6 +415,8 @@ class DedupeIndex:
             if stage == "semantic":
                 report["claim_threshold"] = low if low < sem else None
                 report["claim_pairs"] = n_claim
+                report["certain_threshold"] = certain if certain > sem else None
+                report["conflict_pairs"] = n_veto
             if stage == "semantic" and "embed" in self.build_seconds:
                 report["embed_seconds"] = round(self.build_seconds["embed"], 4)
             reports.append(report)
@@ -412,6 +438,7 @@ class DedupeIndex:
         thresholds = {"exact": use_exact, "minhash_threshold": mh, "shingle": cfg.shingle,
                       "minhash_num_perm": cfg.minhash_num_perm, "semantic_threshold": sem,
                       "semantic_k": cfg.semantic_k, "claim_threshold": low if low < sem else None,
+                      "certain_threshold": certain if certain > sem else None,
                       "entity_aware": self.entity_aware,
                       "entity_by": self.entity_by if self.entity_aware else None, "stages": run}
         return DedupeResult(out, reports, thresholds)
@@ -427,6 +454,20 @@ class DedupeIndex:
         out = np.zeros(len(i), dtype=bool)
         if same.any():
             out[same] = claim_mask(self.df, self.texts, i[same], j[same], descriptor_min=descriptor_min)
+        return out
+
+    def _claim_conflicts(self, i: np.ndarray, j: np.ndarray, veto_jaccard: float | None = None) -> np.ndarray:
+        """Same item_id and conflicting claims, per candidate pair (other items: no veto)."""
+        from curation.claim_signature import VETO_JACCARD, conflict_mask
+
+        if "item_id" not in self.df.columns:
+            return np.zeros(len(i), dtype=bool)
+        ids = self.df["item_id"].map(_as_text).to_numpy(dtype=object)
+        same = ids[i] == ids[j]
+        out = np.zeros(len(i), dtype=bool)
+        if same.any():
+            out[same] = conflict_mask(self.df, self.texts, i[same], j[same],
+                                      veto_jaccard=VETO_JACCARD if veto_jaccard is None else veto_jaccard)
         return out
 
     def _examples(self, stage: str, removed: np.ndarray, rep: np.ndarray, k: int) -> list[dict[str, Any]]:

@@ -36,9 +36,11 @@ from curation.paraphrase_devset import (
 
 DEFAULT_SHOW = 20  # misclassified pairs listed for a tuning split; 0 for a reported one
 
-SWEEP_HIGH = (0.80, 0.82, 0.84, 0.85, 0.86, 0.88, 0.90)
-SWEEP_LOW = (0.55, 0.60, 0.65, 0.68, 0.70, 0.72, 0.75, 0.78, 0.80)
-SWEEP_DESCRIPTOR = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35)
+SWEEP_HIGH = (0.85, 0.88)
+SWEEP_LOW = (0.55, 0.60, 0.65, 0.70, 0.75)
+SWEEP_DESCRIPTOR = (0.1, 0.15, 0.2, 0.25, 0.3)
+SWEEP_CERTAIN = (None, 0.92, 0.95, 0.98)  # None: conflict veto off
+SWEEP_VETO = (0.05, 0.1, 0.15, 0.2)
 
 
 def pair_frame(pairs: list[dict[str, Any]], items: dict, listeners: dict) -> pd.DataFrame:
@@ -84,19 +86,24 @@ class PairBench:
         self.cls = np.array([p["class"] for p in pairs])
 
     def predict(self, semantic_threshold: float | None = None, claim_threshold: float | None = None,
-                descriptor_min: float | None = None) -> np.ndarray:
+                descriptor_min: float | None = None, certain_threshold: float | None = None,
+                veto_jaccard: float | None = None) -> np.ndarray:
         sem = self.config.semantic_threshold if semantic_threshold is None else semantic_threshold
         kept = self.index.apply(semantic_threshold=sem, claim_threshold=claim_threshold,
-                                descriptor_min=descriptor_min,
+                                descriptor_min=descriptor_min, certain_threshold=certain_threshold,
+                                veto_jaccard=veto_jaccard,
                                 report_examples=0).df["kept"].to_numpy().reshape(-1, 2)
         return ~kept.all(axis=1)
 
     def old_rule(self) -> np.ndarray:
-        return self.predict(claim_threshold=self.config.semantic_threshold)  # claim band empty: off
+        """Cosine alone: the claim band and the conflict veto both off."""
+        sem = self.config.semantic_threshold
+        return self.predict(claim_threshold=sem, certain_threshold=sem)
 
     def new_rule(self, semantic_threshold: float | None = None, claim_threshold: float | None = None,
-                 descriptor_min: float | None = None) -> np.ndarray:
-        return self.predict(semantic_threshold, claim_threshold, descriptor_min)
+                 descriptor_min: float | None = None, certain_threshold: float | None = None,
+                 veto_jaccard: float | None = None) -> np.ndarray:
+        return self.predict(semantic_threshold, claim_threshold, descriptor_min, certain_threshold, veto_jaccard)
 
 
 class LabelledBench(PairBench):
@@ -143,24 +150,26 @@ def _pr(pred: np.ndarray, label: np.ndarray) -> tuple[float, float]:
 
 
 def sweep(bench: PairBench, labelled: PairBench | None = None, highs=SWEEP_HIGH, lows=SWEEP_LOW,
-          descriptor_mins=SWEEP_DESCRIPTOR) -> pd.DataFrame:
-    """P/R per (high, low, descriptor_min) on dev, and on the labelled pairs when given."""
+          descriptor_mins=SWEEP_DESCRIPTOR, certains=SWEEP_CERTAIN, vetoes=SWEEP_VETO) -> pd.DataFrame:
+    """P/R per (high, low, descriptor_min, certain, veto_jaccard) on the tuning pairs, and on
+    the labelled pairs when given. certain None: no conflict veto above `high`."""
     rows = []
     for high in highs:
-        for low in (*lows, high):
-            if low > high:
-                continue
-            for dmin in (descriptor_mins if low < high else (0.0,)):
-                pred = bench.new_rule(high, low, dmin)
-                m = metrics(pred, bench.label, bench.cls)
-                row = {"high": high, "low": low if low < high else None, "dmin": dmin if low < high else None,
-                       "precision": m["precision"], "recall": m["recall"], "f1": m["f1"], "fp": m["fp"],
-                       "fn": m["fn"], "paraphrase_recall": m["recall_by_class"].get("paraphrase"),
-                       "hard_neg_merge": m["false_merge_by_class"].get("same_item_different_claim")}
-                if labelled is not None:
-                    lp, lr = _pr(labelled.new_rule(high, low, dmin), labelled.label)
-                    row.update({"labelled_precision": round(lp, 4), "labelled_recall": round(lr, 4)})
-                rows.append(row)
+        for low in lows:
+            for dmin in descriptor_mins:
+                for certain in certains:
+                    for veto in (vetoes if certain is not None else (None,)):
+                        c = high if certain is None else certain
+                        pred = bench.new_rule(high, low, dmin, c, veto)
+                        m = metrics(pred, bench.label, bench.cls)
+                        row = {"high": high, "low": low, "dmin": dmin, "certain": certain, "veto": veto,
+                               "precision": m["precision"], "recall": m["recall"], "fp": m["fp"], "fn": m["fn"],
+                               "paraphrase_recall": m["recall_by_class"].get("paraphrase"),
+                               "hard_neg_merge": m["false_merge_by_class"].get("same_item_different_claim")}
+                        if labelled is not None:
+                            lp, lr = _pr(labelled.new_rule(high, low, dmin, c, veto), labelled.label)
+                            row.update({"labelled_precision": round(lp, 4), "labelled_recall": round(lr, 4)})
+                        rows.append(row)
     return pd.DataFrame(rows)
 
 

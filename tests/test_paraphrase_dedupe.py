@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from curation.claim_signature import (
-    CLAIM_THRESHOLD, ClaimSignature, claim_duplicate, descriptor_overlap, signature, signatures_match,
+    CERTAIN_COSINE, CLAIM_THRESHOLD, ClaimSignature, claim_duplicate, claims_conflict, descriptor_overlap,
+    signature, signatures_match, stem,
 )
 from curation.dedupe import DedupeIndex
 from curation.paraphrase_devset import (
@@ -168,12 +169,45 @@ def test_decision_rule():
     other = sig("Snowblind fans get raw, fast metal here.")
     empty = sig("A raw, fast cover.")
     high, low = 0.85, CLAIM_THRESHOLD
-    assert claim_duplicate(0.90, True, s, other, high=high)  # above the high threshold: claims not asked
+    assert claim_duplicate(CERTAIN_COSINE, True, s, other, high=high)  # near-identical: claims not asked
+    assert not claim_duplicate(0.90, True, s, other, high=high)  # above high, but another listener tie
+    assert claim_duplicate(0.90, True, s, same, high=high)
+    assert claim_duplicate(0.90, True, s, other, high=high, certain=high)  # the veto switched off
     assert claim_duplicate(low + 0.01, True, s, same, high=high)
     assert not claim_duplicate(low + 0.01, True, s, other, high=high)
     assert not claim_duplicate(low - 0.01, True, s, same, high=high)
     assert not claim_duplicate(0.99, False, s, same, high=high)  # other item: never
     assert not claim_duplicate(low + 0.01, True, empty, empty, high=high)  # no checkable claim: cosine only
+
+
+def test_descriptive_claims_conflict_only_when_disjoint():
+    calm = sig("For a Four Horsemen fan, Last Caress/Green Hell is a reflective, calm piece with a slow, steady pulse.")
+    lush = sig("For a Four Horsemen fan, Last Caress/Green Hell shows off a lush string arrangement, rarely tried.")
+    reworded = sig("Last Caress/Green Hell is thoughtful and mellow over a steady, slow pulse, for a fan of The Four "
+                   "Horsemen.")
+    assert claims_conflict(calm, lush)  # same tie, nothing descriptive in common
+    assert not claims_conflict(calm, reworded)  # synonyms meet through the alias table
+    # too few descriptors on one side to call it a different descriptive claim
+    assert not claims_conflict(calm, sig("For a Four Horsemen fan, Last Caress/Green Hell is loud."))
+    # a number one side states and the other does not is a conflict whatever the descriptors
+    assert claims_conflict(calm, sig("For a Four Horsemen fan, Last Caress/Green Hell is a reflective, calm "
+                                     "three minutes with a slow, steady pulse."))
+
+
+def test_claim_types_come_from_the_gate_cues():
+    assert "instrumentation" in sig("a lush string section and a sax solo").claim_types
+    assert "live" in sig("it was recorded live on tour").claim_types
+    assert sig("raw, fast and loud").claim_types == frozenset()
+    assert claims_conflict(sig("raw, fast, loud, angry metal for your Four Horsemen plays"),
+                           sig("raw, fast, loud, angry metal, recorded live, for your Four Horsemen plays"))
+
+
+def test_descriptor_stems_and_genre_words():
+    assert stem("darkly") == stem("dark") and stem("heavier") == stem("heavy") and stem("stinging") == stem("sting")
+    assert stem("witty") == stem("funny") == stem("humour") and stem("calm") != stem("dark")
+    # the item's and listener's genre words are matched as genres, not counted as descriptors
+    s = sig("raw metal with a rock swagger")
+    assert s.genres == frozenset({"metal", "rock"}) and s.descriptors == frozenset({stem("raw"), stem("swagger")})
 
 
 # --------------------------------------------------------------------------- wiring
@@ -217,6 +251,23 @@ def test_semantic_stage_merges_paraphrases_by_claims_only():
     frame.loc[1, "item_id"] = "music:other"
     blind = DedupeIndex.build(frame, _stand_in_vectors([0.75]), CurateConfig(entity_aware=False))
     assert blind.apply(report_examples=0).df["kept"].all()
+
+
+def test_semantic_stage_keeps_conflicting_claims_apart_above_the_threshold():
+    a = "You already know The Four Horsemen; Last Caress/Green Hell is raw, fast metal."
+    texts = [a, "Snowblind fans get raw, fast metal in Last Caress/Green Hell.",
+             a, "Last Caress/Green Hell is fast, raw metal for a fan of The Four Horsemen."]
+    cfg = CurateConfig()
+    index = DedupeIndex.build(_frame(texts), _stand_in_vectors([0.90, 0.90]), cfg, partition=[0, 0, 1, 1])
+    res = index.apply(report_examples=0)
+    kept = res.df["kept"].tolist()
+    assert kept[:2] == [True, True] and sum(kept[2:]) == 1  # another tie kept apart, the paraphrase merged
+    sem = [s for s in res.stages if s["stage"] == "semantic"][0]
+    assert sem["conflict_pairs"] == 1 and res.thresholds["certain_threshold"] == CERTAIN_COSINE
+    off = index.apply(report_examples=0, certain_threshold=cfg.semantic_threshold)
+    assert off.df["kept"].sum() == 2 and off.thresholds["certain_threshold"] is None
+    near_identical = DedupeIndex.build(_frame(texts[:2]), _stand_in_vectors([0.97]), cfg)
+    assert near_identical.apply(report_examples=0).df["kept"].sum() == 1
 
 
 def test_rows_without_item_json_fall_back_to_cosine():
