@@ -47,6 +47,7 @@ def split_code(code: str) -> list[str]:
 class _Node:
     children: dict[int, "_Node"] = field(default_factory=dict)
     code: str | None = None  # set on the node reached by a whole code
+    count: int = 0  # codes at or below this node
 
 
 class CodeTrie:
@@ -92,14 +93,18 @@ class CodeTrie:
         if self.end_id in token_ids:
             raise CodeError(f"code {code!r} contains the end token id {self.end_id}")
         node = self.root
+        path = [node]
         for tid in token_ids:
             node = node.children.setdefault(int(tid), _Node())
+            path.append(node)
         if node.children:
             raise CodeError(f"code {code!r} is a prefix of another code (codes must all be leaves)")
         if node.code is not None and node.code != code:
             raise CodeError(f"codes {node.code!r} and {code!r} have the same token ids")
         if node.code is None:
             self._n_codes += 1
+            for on_path in path:
+                on_path.count += 1
         node.code = code if code is not None else ""
         self.depth = max(self.depth, len(token_ids))
 
@@ -116,12 +121,38 @@ class CodeTrie:
                 return None
         return node
 
-    def allowed_next(self, prefix_ids: Sequence[int]) -> list[int]:
-        """Token ids that may follow `prefix_ids` (the generated part only); never empty."""
+    def allowed_next(self, prefix_ids: Sequence[int], banned: Mapping[int, int] | None = None) -> list[int]:
+        """Token ids that may follow `prefix_ids` (the generated part only); never empty.
+        `banned` (from `banned_counts`) removes codes, e.g. the items a listener already has:
+        a child whose every code is banned is not allowed."""
         node = self._walk(prefix_ids)
         if node is None or not node.children:  # a leaf, past the end, or off the trie
             return [self.end_id]
+        if banned:
+            open_ids = [t for t, c in node.children.items() if c.count > banned.get(id(c), 0)]
+            return sorted(open_ids) if open_ids else [self.end_id]
         return sorted(node.children)
+
+    def banned_counts(self, codes_ids: Iterable[Sequence[int]]) -> dict[int, int]:
+        """Per trie node (by identity), how many of these codes lie below it; codes not in the
+        trie are ignored. Pass the result to `allowed_next(..., banned=)`."""
+        counts: dict[int, int] = {}
+        for ids in {tuple(int(t) for t in c) for c in codes_ids}:
+            node, path = self.root, []
+            for tid in ids:
+                node = node.children.get(tid)
+                if node is None:
+                    break
+                path.append(node)
+            else:
+                if not node.children and node.code is not None:
+                    for on_path in path:
+                        counts[id(on_path)] = counts.get(id(on_path), 0) + 1
+        return counts
+
+    def ids_of_code(self, code: str, token_to_id: Callable[[str], int] | Mapping[str, int]) -> list[int]:
+        lookup = token_to_id.__getitem__ if isinstance(token_to_id, Mapping) else token_to_id
+        return [int(lookup(t)) for t in split_code(code)]
 
     def code_of_ids(self, token_ids: Sequence[int]) -> str | None:
         """The code a generated id sequence spells (end/pad tokens after it ignored), or None."""
@@ -145,20 +176,20 @@ class CodeTrie:
 
     # ------------------------------------------------------------ HF generate
 
-    def prefix_allowed_tokens_fn(self, prompt_length: int) -> Callable:
+    def prefix_allowed_tokens_fn(self, prompt_length: int, banned: Mapping[int, int] | None = None) -> Callable:
         """For `generate(prefix_allowed_tokens_fn=...)`: HF passes the whole row (prompt +
         generated); the prompt is left-padded to one length, so the generated part starts
         at `prompt_length` for every row and beam."""
         start = int(prompt_length)
 
         def allowed(batch_id: int, input_ids) -> list[int]:
-            return self.allowed_next(input_ids[start:].tolist())
+            return self.allowed_next(input_ids[start:].tolist(), banned)
 
         return allowed
 
 
 def beam_search_kwargs(trie: CodeTrie, prompt_length: int, num_beams: int, k: int,
-                       pad_token_id: int | None = None) -> dict:
+                       pad_token_id: int | None = None, banned: Mapping[int, int] | None = None) -> dict:
     """`generate` kwargs for top-K codes by constrained beam search, sampling explicitly off."""
     if k < 1 or num_beams < k:
         raise ValueError(f"need 1 <= k <= num_beams, got k={k}, num_beams={num_beams}")
@@ -176,7 +207,7 @@ def beam_search_kwargs(trie: CodeTrie, prompt_length: int, num_beams: int, k: in
         "length_penalty": 0.0,  # every code has the same length; rank by total log-prob
         "eos_token_id": trie.end_id,
         "pad_token_id": trie.end_id if pad_token_id is None else int(pad_token_id),
-        "prefix_allowed_tokens_fn": trie.prefix_allowed_tokens_fn(prompt_length),
+        "prefix_allowed_tokens_fn": trie.prefix_allowed_tokens_fn(prompt_length, banned),
         "output_scores": True,
         "return_dict_in_generate": True,
     }
