@@ -71,11 +71,26 @@ FAIL_CLASSES = {"wrong_entity", "relation", "near_name", "listener_fact_moved", 
                 "listener_claim", "number", "vacuous"}
 
 
+def _literal_assignments(path: Path) -> dict:
+    """NAME = <literal> assignments of a tuple file, read as data (ast.literal_eval), never run."""
+    import ast
+
+    out = {}
+    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{node.lineno}: {node.targets[0].id} is not a literal ({exc})") from exc
+    if "ROWS" not in out:
+        raise ValueError(f"{path}: no ROWS = [...] list")
+    return out
+
+
 def emit(paths_in: list[str], out: str, split: str) -> None:
     rows: list[dict] = []
     for path in paths_in:
-        ns: dict = {}
-        exec(Path(path).read_text(encoding="utf-8"), ns)  # noqa: S102 - the writer's own tuple file
+        ns = _literal_assignments(Path(path))
         drop = ns.get("DROP", [])
         for n, tup in enumerate(ns["ROWS"]):
             item_id, listener_id, cls, note, facts_used, span, why, *rest = tup
