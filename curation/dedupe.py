@@ -18,6 +18,11 @@ semantic  cosine of L2-normalised embeddings from a nearest-neighbour search:
           about the same item with cosine >= `claim_threshold` whose claim
           signatures match (curation/claim_signature.py: same history ties,
           numbers, country, album): paraphrases reword, they do not change claims.
+          Conversely, a same-item pair above `semantic_threshold` but below
+          `claim_signature.CERTAIN_COSINE` is kept apart when the claims conflict
+          (one note makes a claim, a gate claim type or a listener tie the other
+          lacks, or the two make disjoint descriptive claims): a note with another
+          fact in the same frame sentence is not a duplicate.
 
 Entity-awareness (`config.entity_aware`, default on): explanations about different
 items are never duplicates, however alike the wording. Every stage then compares

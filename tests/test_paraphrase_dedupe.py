@@ -210,6 +210,14 @@ def test_descriptor_stems_and_genre_words():
     assert s.genres == frozenset({"metal", "rock"}) and s.descriptors == frozenset({stem("raw"), stem("swagger")})
 
 
+def test_a_series_title_shortened_to_its_own_part_is_the_item():
+    book = {"item_id": "book:1", "item_type": "book", "title": "Harry Potter and the Order of the Phoenix (Book 5)",
+            "creator": "J. K. Rowling", "genres": []}
+    short = signature("Order of the Phoenix is built on a mystery.", book, None)
+    assert short.item == frozenset({"title"}) and "order" not in short.descriptors
+    assert signature("Harry Potter and the Order of the Phoenix is built on a mystery.", book, None).item == {"title"}
+
+
 # --------------------------------------------------------------------------- wiring
 
 
