@@ -109,6 +109,9 @@ _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "sev
 _ORDINALS = {"third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
              "ninth": 9, "tenth": 10}
 _SERIES_TAIL = re.compile(r"\s+and\s+the\s+", re.IGNORECASE)
+# units after "one" that make it a count, not a pronoun
+_COUNTED = frozenset("""minute minutes min mins hour hours hr second seconds sec star stars point points page
+pages episode episodes song songs track tracks chapter chapters book books season seasons year years""".split())
 _NAME_CUT = {"pt", "part", "vol", "volume", "disc", "cd", "feat", "ft"}
 _SKIP_CREATORS = {"various artists", "various", "unknown", "anonymous"}
 _COUNTRY_ALIASES = {
@@ -198,8 +201,12 @@ def _numbers(toks: list[str], used: list[bool]) -> frozenset[float]:
             if j < len(toks) and toks[j] in _UNITS and 0 < _UNITS[toks[j]] < 10:
                 v += _UNITS[toks[j]]
                 j += 1
-        elif t in _UNITS and t != "one":  # "one" is mostly a pronoun ("one of the ...")
+        elif t in _UNITS and (t != "one" or (j < len(toks) and toks[j] in _COUNTED)):
+            # "one" is mostly a pronoun ("one of the ..."); "one minute" / "one star" is the 1 a
+            # surface edit writes as a digit
             v = float(_UNITS[t])
+        elif t == "dozen":
+            v = 12.0
         elif t in _ORDINALS:
             v = float(_ORDINALS[t])
         elif t == "minute" and i > 0 and toks[i - 1] == "a":
@@ -430,7 +437,7 @@ _SYNONYM_GROUPS = (
     "balance counterweight counterbalance offset",
 )
 _ALIASES = {w: g.split()[0] for g in _SYNONYM_GROUPS for w in g.split()[1:]}
-_NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_ORDINALS) | {"half", "minute", "minutes"}
+_NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_ORDINALS) | {"half", "minute", "minutes", "dozen"}
 
 
 def descriptor_overlap(a: ClaimSignature, b: ClaimSignature) -> float:

@@ -133,6 +133,11 @@ def test_numbers_are_read_whatever_the_spelling():
     assert sig("3.5 minutes of raw metal").numbers == frozenset({3.5})
     assert sig("You rated it 9/10").numbers == sig("you gave it a 9 out of 10").numbers == frozenset({9.0})
     assert sig("a ninety-second intro").numbers == sig("a minute and a half intro").numbers == frozenset({1.5})
+    # digits for number words (a surface edit): "one" counts only before a unit
+    assert sig("a one-minute intro").numbers == sig("a 1-minute intro").numbers == frozenset({1.0})
+    assert sig("one of the fastest covers").numbers == frozenset()
+    assert sig("a dozen raw covers").numbers == sig("12 raw covers").numbers == frozenset({12.0})
+    assert sig("a dozen raw covers").descriptors == sig("12 raw covers").descriptors
     # the number inside the album's name is not a claim
     assert sig("their Misfits medley on Garage Inc. (Disc 2)").numbers == frozenset()
     assert sig("their Misfits medley on Garage Inc. (Disc 2)").collection is True
