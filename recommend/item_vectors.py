@@ -315,7 +315,17 @@ def main(argv: list[str] | None = None) -> int:
 
         emb = make_embedder()
         for t in types:
-            print(t, json.dumps(measure_fusion(t, embedder=emb), indent=1), flush=True)
+            rows = measure_fusion(t, embedder=emb)
+            chosen = rows.pop("chosen")
+            print(f"{t}: chosen weight {chosen} (by validation NDCG@10); kNN over the mean of the "
+                  f"listener's items, full ranking", flush=True)
+            for key, stages in rows.items():
+                for stage, m in stages.items():
+                    r, n = m["recall@10"], m["ndcg@10"]
+                    print(f"  {key:<12} {stage:<5} n={m['listeners']:<5} recall@10 {r['mean']:.4f} "
+                          f"[{r['lo']:.4f}, {r['hi']:.4f}]  ndcg@10 {n['mean']:.4f} [{n['lo']:.4f}, {n['hi']:.4f}]"
+                          f"  items with collab {m['items_with_collab']}", flush=True)
+            print(json.dumps({"item_type": t, "chosen": chosen, **rows}), file=sys.stderr)
     return 0
 
 

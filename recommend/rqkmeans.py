@@ -7,8 +7,8 @@ vector is approximated by the sum of those centroids. Items whose whole code
 collides get a de-duplication digit (0, 1, 2, ... in item-id order, so the
 digit does not depend on row order), so every item has exactly one code.
 
-KMeans: sklearn `KMeans` (n_init, seeded) for small catalogs, `MiniBatchKMeans`
-(seeded) above MINIBATCH_ABOVE items. `balanced=True` swaps the assignment
+KMeans: sklearn `KMeans` (n_init 4, seeded) for small catalogs, faiss k-means
+(seeded) above LARGE_ABOVE items (see `_kmeans`). `balanced=True` swaps the assignment
 step for a capacity-limited one (`balanced_assign`: each cluster takes at
 most ceil(n / K) items, the most confident items choosing first) for a few
 Lloyd rounds started from the k-means solution; `k-means-constrained` (min-cost
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MINIBATCH_ABOVE = 20_000
+LARGE_ABOVE = 20_000
 
 
 @dataclass
@@ -71,44 +71,55 @@ def _top_choices(x: np.ndarray, centroids: np.ndarray, m: int, chunk: int = 8192
     """(choices (n, m) int32, their squared distances (n, m)) nearest first, in chunks
     so a 270k x 256 distance matrix is never held at once."""
     n, k = len(x), len(centroids)
-    c64 = centroids.astype(np.float64)
-    c2 = (c64 ** 2).sum(axis=1)
+    c32 = np.ascontiguousarray(centroids, dtype=np.float32)
+    c2 = (c32.astype(np.float64) ** 2).sum(axis=1)
     idx = np.empty((n, m), dtype=np.int32)
     dist = np.empty((n, m), dtype=np.float64)
     for s in range(0, n, chunk):
-        xs = x[s:s + chunk].astype(np.float64)
-        d = (xs ** 2).sum(axis=1)[:, None] + c2[None, :] - 2.0 * (xs @ c64.T)
-        part = np.argpartition(d, m - 1, axis=1)[:, :m] if m < k else np.tile(np.arange(k), (len(xs), 1))
+        xs = x[s:s + chunk]
+        d = (xs.astype(np.float64) ** 2).sum(axis=1)[:, None] + c2[None, :] - 2.0 * (xs @ c32.T)
+        part = np.sort(np.argpartition(d, m - 1, axis=1)[:, :m], axis=1) if m < k \
+            else np.tile(np.arange(k), (len(xs), 1))
         pd_ = np.take_along_axis(d, part, axis=1)
-        order = np.lexsort((part, pd_), axis=1)  # by distance, ties to the lower index
+        order = np.argsort(pd_, axis=1, kind="stable")  # by distance, ties to the lower index
         idx[s:s + chunk] = np.take_along_axis(part, order, axis=1)
         dist[s:s + chunk] = np.take_along_axis(pd_, order, axis=1)
     return idx, dist
 
 
 def balanced_assign(x: np.ndarray, centroids: np.ndarray, choices: int = 32) -> np.ndarray:
-    """Nearest centroid with capacity ceil(n / K): items sorted by how much they lose when
-    pushed to their second choice (most to lose picks first), each taking its nearest
-    cluster with room among its `choices` nearest; the few whose choices are all full
-    take the nearest cluster that still has room. Deterministic (stable sorts)."""
+    """Nearest centroid with capacity ceil(n / K). Items are ranked by how much they lose
+    when pushed to their second choice (most to lose first); in round r each unplaced item
+    asks for its r-th nearest cluster (of its `choices` nearest) and a cluster with room
+    takes askers in rank order; the few left after all rounds take the nearest cluster that
+    still has room. Deterministic (stable sorts)."""
     n, k = len(x), len(centroids)
     cap = math.ceil(n / k)
     m = min(k, choices)
     pref, dist = _top_choices(x, centroids, m)
     regret = dist[:, 1] - dist[:, 0] if m > 1 else np.zeros(n)
-    order = np.argsort(-regret, kind="stable")
+    priority = np.empty(n, dtype=np.int64)
+    priority[np.argsort(-regret, kind="stable")] = np.arange(n)
     load = np.zeros(k, dtype=np.int64)
     out = np.full(n, -1, dtype=np.int64)
-    for i in order:
-        for c in pref[i]:
-            if load[c] < cap:
-                out[i] = c
-                load[c] += 1
-                break
+    # Rounds by choice rank (vectorised): in round r every unplaced item asks for its
+    # r-th choice; a cluster takes askers by priority while it has room.
+    for r in range(m):
+        todo = np.flatnonzero(out < 0)
+        if not len(todo):
+            break
+        want = pref[todo, r].astype(np.int64)
+        srt = np.lexsort((priority[todo], want))
+        todo, want = todo[srt], want[srt]
+        first = np.searchsorted(want, want, side="left")
+        rank_in_cluster = np.arange(len(want)) - first
+        ok = rank_in_cluster < (cap - load[want])
+        out[todo[ok]] = want[ok]
+        load += np.bincount(want[ok], minlength=k)
     left = np.flatnonzero(out < 0)
     if len(left):
         c64 = centroids.astype(np.float64)
-        for i in left:
+        for i in left[np.argsort(priority[left], kind="stable")]:
             d = ((c64 - x[i]) ** 2).sum(axis=1)
             d[load >= cap] = np.inf
             out[i] = int(np.argmin(d))
@@ -116,28 +127,47 @@ def balanced_assign(x: np.ndarray, centroids: np.ndarray, choices: int = 32) -> 
     return out
 
 
-def _kmeans(x: np.ndarray, k: int, seed: int, balanced: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(centroids (k', d), labels) for one level; k' = min(k, distinct rows)."""
-    distinct = len(np.unique(np.round(x, 6), axis=0))
-    k = max(1, min(k, distinct))
-    if len(x) > MINIBATCH_ABOVE:
-        from sklearn.cluster import MiniBatchKMeans
+def _means(x: np.ndarray, labels: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Cluster means (float64 sums via a sparse one-hot product); empty clusters keep theirs."""
+    from scipy import sparse
 
-        km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=4096, n_init=3,
-                             max_iter=100, reassignment_ratio=0.01)
+    k = len(centroids)
+    onehot = sparse.csr_matrix((np.ones(len(x)), (labels, np.arange(len(x)))), shape=(k, len(x)))
+    sums = np.asarray(onehot @ x.astype(np.float64))
+    counts = np.bincount(labels, minlength=k)
+    out = centroids.copy()
+    filled = counts > 0
+    out[filled] = (sums[filled] / counts[filled, None]).astype(np.float32)
+    return out
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int, balanced: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids (k', d), labels) for one level; k' = min(k, distinct rows).
+
+    Small catalogs: sklearn KMeans (n_init 4). Above LARGE_ABOVE items: faiss k-means
+    (seeded, trained on its own seeded sample of 256 points per centroid), measured at
+    16 s for 50k x 448 into 256 against 36 s for sklearn MiniBatchKMeans (n_init 1, 20
+    epochs) on this machine; every item is then assigned to its nearest centroid."""
+    if len(x) < 4 * k:  # few rows: k-means needs k distinct points
+        k = max(1, min(k, len(np.unique(np.round(x, 6), axis=0))))
+    if len(x) > LARGE_ABOVE:
+        import faiss
+
+        km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed + 1, max_points_per_centroid=256)
+        km.train(np.ascontiguousarray(x, dtype=np.float32))
+        centroids = np.asarray(km.centroids, dtype=np.float32).copy()
+        rounds = 2
     else:
         from sklearn.cluster import KMeans
 
         km = KMeans(n_clusters=k, random_state=seed, n_init=4, max_iter=300)
-    km.fit(x)
-    centroids = km.cluster_centers_.astype(np.float32)
+        km.fit(x)
+        centroids = km.cluster_centers_.astype(np.float32)
+        rounds = 5
     if balanced:
-        for _ in range(5):  # a few Lloyd rounds with the capacity-limited assignment
+        for _ in range(rounds):  # Lloyd rounds with the capacity-limited assignment
             labels = balanced_assign(x, centroids)
-            for c in range(k):
-                members = x[labels == c]
-                if len(members):
-                    centroids[c] = members.mean(axis=0)
+            centroids = _means(x, labels, centroids)
     labels = balanced_assign(x, centroids) if balanced else nearest(x, centroids)
     return centroids, labels
 
