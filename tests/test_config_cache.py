@@ -152,7 +152,8 @@ def test_one_fingerprint_rule_keeps_every_run_name():
 
     assert SynthConfig().fingerprint() == "758545a952"
     # curate runs were renamed on purpose when the dedupe rule gained claim_threshold (was d296a6432d)
-    assert CurateConfig().fingerprint() == "8b3471824b"
+    # and again with the claim-conflict veto and the 0.60 claim band (was 8b3471824b)
+    assert CurateConfig().fingerprint() == "3eb7200aa7"
     assert FinetuneConfig(max_length=128).fingerprint() == "3089ba9918"
     assert FinetuneConfig(backend="unsloth", load_in_4bit=True, max_length=128).fingerprint() == "d88a4930a2"
     assert DPOStageConfig().fingerprint() == "b6a82562cf"
