@@ -186,8 +186,10 @@ def _base_weight(module):
 
 
 def lora_config(new_ids: Sequence[int], r: int = 16, alpha: int = 32, dropout: float = 0.0,
-                target_modules: Sequence[str] = DEFAULT_TARGET_MODULES):
-    """LoRA on the projections + trainable rows for the code tokens only; no modules_to_save."""
+                target_modules: Sequence[str] = DEFAULT_TARGET_MODULES,
+                layers: Sequence[int] | None = None):
+    """LoRA on the projections (of `layers` only, when given) + trainable rows for the code
+    tokens only; no modules_to_save."""
     from peft import LoraConfig
 
     if not new_ids:
@@ -195,7 +197,8 @@ def lora_config(new_ids: Sequence[int], r: int = 16, alpha: int = 32, dropout: f
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
                       bias="none", task_type="CAUSAL_LM",
                       trainable_token_indices={"embed_tokens": sorted(int(i) for i in new_ids)},
-                      modules_to_save=None)
+                      modules_to_save=None,
+                      layers_to_transform=sorted(int(i) for i in layers) if layers is not None else None)
 
 
 def code_lora_model(model, new_ids: Sequence[int], **lora_kw):

@@ -2,7 +2,7 @@
 ("llm-codes"), or by generating titles and matching them to the catalog ("llm-titles").
 
     python -m recommend.llm_recommender --type music --codes-run runs/recommend-codes-music-...
-        [--titles-run runs/recommend-titles-music-...] [--baselines popularity,itemknn,als,sasrec]
+        [--titles-run runs/recommend-titles-music-...] [--baselines popularity,item-knn,als,sasrec]
         [--stage test] [--beams 20] [--json out.json]
 
 registers the variants in `recommend.evaluate` (`register_model`) and prints the
@@ -169,6 +169,16 @@ def table_codes(table) -> list[str]:
     return [str(c) for c in codes]
 
 
+def item_of(table, code: str | None) -> str | None:
+    """The item a code names, None for no code or an unknown one (the table raises KeyError)."""
+    if not code:
+        return None
+    try:
+        return table.item_of(code)
+    except KeyError:
+        return None
+
+
 def code_trie(table, tokenizer) -> CodeTrie:
     return CodeTrie.from_codes(table_codes(table), tokenizer.convert_tokens_to_ids, tokenizer.eos_token_id)
 
@@ -223,7 +233,7 @@ class LLMCodeRecommender(_LLMBase):
             recs = []
             for code, _score in found:
                 n_codes += 1
-                item = self.table.item_of(code) if code else None
+                item = item_of(self.table, code)
                 if item is not None and item in universe:
                     n_valid += 1
                     recs.append(item)
@@ -232,7 +242,7 @@ class LLMCodeRecommender(_LLMBase):
                 free = greedy_ids(model, prompt, trie.depth + 1, trie.end_id)
                 n_free += 1
                 code = trie.code_of_ids(free)
-                n_free_valid += int(code is not None and self.table.item_of(code) is not None)
+                n_free_valid += int(item_of(self.table, code) is not None)
             if (n + 1) % 10 == 0:
                 self.log(f"  llm-codes {n + 1}/{len(listener_ids)} listeners, {time.perf_counter() - t0:.0f}s")
         self.stats = {"valid_code_rate": n_valid / n_codes if n_codes else None, "codes": n_codes,
@@ -335,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--type", dest="item_type", default="music", choices=("music", "podcast", "book"))
     ap.add_argument("--codes-run", default=None)
     ap.add_argument("--titles-run", default=None)
-    ap.add_argument("--baselines", default="popularity,itemknn,als,sasrec",
+    ap.add_argument("--baselines", default="popularity,item-knn,als,sasrec",
                     help="comma-separated recommend.evaluate models to run beside the LLM ('' for none)")
     ap.add_argument("--stage", default="test", choices=("test", "valid"))
     ap.add_argument("--beams", type=int, default=DEFAULT_BEAMS)

@@ -62,6 +62,13 @@ class CodeTrainConfig:
     warmup_steps: int = 3
     lora_r: int = 16
     lora_alpha: int = 32
+    # LoRA on the top N layers only, the input embeddings detached: backward stops at the
+    # lowest adapted layer (~2x faster on CPU); the tied code rows then learn through the
+    # output head only. 0: every layer, rows trained from both sides.
+    lora_top_layers: int = 8
+    # the new rows start ~20 nats below the vocabulary's best logit; at the LoRA rate they
+    # close that gap in hundreds of steps, at 10x in tens
+    rows_lr_scale: float = 10.0
     max_length: int = 320
     init: str = "titles"
     seed: int = 0
@@ -138,27 +145,34 @@ def build_rows(config: CodeTrainConfig, split, items: Sequence[dict], table) -> 
 
 # ---------------------------------------------------------------- training loop
 
-def _batches(examples: list[dict], batch_size: int, steps: int, seed: int) -> list[list[int]]:
-    """`steps` batches of indices: seeded shuffles of the examples, epoch after epoch."""
+def _batches(lengths: Sequence[int], batch_size: int, steps: int, seed: int) -> list[list[int]]:
+    """`steps` batches of example indices, epoch after epoch: each epoch a seeded shuffle,
+    sorted by length within windows of 4 batches (less padding), the batches shuffled."""
     rng = random.Random(seed)
-    order: list[int] = []
-    out = []
-    for _ in range(steps):
-        if len(order) < batch_size:
-            fresh = list(range(len(examples)))
-            rng.shuffle(fresh)
-            order.extend(fresh)
-        out.append(order[:batch_size])
-        del order[:batch_size]
-    return out
+    out: list[list[int]] = []
+    while len(out) < steps:
+        order = list(range(len(lengths)))
+        rng.shuffle(order)
+        window = 4 * batch_size
+        epoch = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+            epoch.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
+        rng.shuffle(epoch)
+        out.extend(epoch)
+    return out[:steps]
 
 
-def answer_only_loss(peft_model, input_ids, attention_mask, labels):
+def answer_only_loss(peft_model, input_ids, attention_mask, labels, detach_inputs: bool = False):
     """Mean cross-entropy over the answer tokens, the head applied at those positions only."""
     import torch
 
     base = peft_model.get_base_model()
-    hidden = base.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    if detach_inputs:
+        embeds = base.get_input_embeddings()(input_ids).detach()
+        hidden = base.model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+    else:
+        hidden = base.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     shift_labels = labels[:, 1:]
     pos = shift_labels != -100
     logits = base.lm_head(hidden[:, :-1][pos])
@@ -185,6 +199,7 @@ def train(config: CodeTrainConfig, rows: list[dict[str, Any]], *, model=None, to
         model, tokenizer = load_base()
     t_start = time.monotonic()
     token_report = None
+    layers = _top_layers(model, config.lora_top_layers)
     if config.variant == "codes":
         if table is None:
             raise ValueError("variant 'codes' needs the semantic-ID table")
@@ -195,7 +210,8 @@ def train(config: CodeTrainConfig, rows: list[dict[str, Any]], *, model=None, to
                                           seed=config.seed)
         token_report = add_code_tokens(tokenizer, model, table.token_vocab(), init=config.init,
                                        titles_by_token=titles, seed=config.seed)
-        peft_model = code_lora_model(model, token_report.ids, r=config.lora_r, alpha=config.lora_alpha)
+        peft_model = code_lora_model(model, token_report.ids, r=config.lora_r, alpha=config.lora_alpha,
+                                     layers=layers)
     else:
         from peft import LoraConfig, get_peft_model
 
@@ -203,7 +219,8 @@ def train(config: CodeTrainConfig, rows: list[dict[str, Any]], *, model=None, to
 
         peft_model = get_peft_model(model, LoraConfig(
             r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, bias="none",
-            target_modules=list(DEFAULT_TARGET_MODULES), task_type="CAUSAL_LM"))
+            target_modules=list(DEFAULT_TARGET_MODULES), task_type="CAUSAL_LM",
+            layers_to_transform=layers))
 
     examples, dropped = [], 0
     for row in rows:
@@ -216,8 +233,14 @@ def train(config: CodeTrainConfig, rows: list[dict[str, Any]], *, model=None, to
         raise ValueError(f"no training example fits max_length={config.max_length} ({dropped} too long)")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    named = [(n, p) for n, p in peft_model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    row_params = [p for n, p in named if "trainable_tokens" in n]
+    others = [p for n, p in named if "trainable_tokens" not in n]
+    groups = [{"params": others, "scale": 1.0}]
+    if row_params:
+        groups.append({"params": row_params, "scale": config.rows_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0)
 
     def lr_at(step: int) -> float:  # linear warmup, cosine decay to 10%
         if step < config.warmup_steps:
@@ -235,7 +258,8 @@ def train(config: CodeTrainConfig, rows: list[dict[str, Any]], *, model=None, to
     peft_model.train()
     losses = []
     t_train = time.monotonic()
-    for step, idx in enumerate(_batches(examples, config.batch_size, config.steps, config.seed)):
+    lengths = [len(e["input_ids"]) for e in examples]
+    for step, idx in enumerate(_batches(lengths, config.batch_size, config.steps, config.seed)):
         t0 = time.monotonic()
         batch = [examples[i] for i in idx]
         width = max(len(e["input_ids"]) for e in batch)
@@ -248,13 +272,13 @@ def train(config: CodeTrainConfig, rows: list[dict[str, Any]], *, model=None, to
             labels[r, :n] = torch.tensor(e["labels"])
             mask[r, :n] = 1
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
-        loss = answer_only_loss(peft_model, ids, mask, labels)
+            group["lr"] = lr_at(step) * group["scale"]
+        loss = answer_only_loss(peft_model, ids, mask, labels, detach_inputs=layers is not None)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        rec = {"step": step + 1, "loss": round(float(loss), 4), "lr": lr_at(step),
+        rec = {"step": step + 1, "loss": round(float(loss.detach()), 4), "lr": lr_at(step),
                "tokens": int(mask.sum()), "seconds": round(time.monotonic() - t0, 2)}
         losses.append(rec["loss"])
         with open(log_path, "a") as fh:
@@ -282,7 +306,7 @@ def train(config: CodeTrainConfig, rows: list[dict[str, Any]], *, model=None, to
         "tasks": task_counts(rows),
         "params": {"trainable": sum(p.numel() for p in params),
                    "total": sum(p.numel() for p in peft_model.parameters())},
-        "steps": config.steps, "losses": losses,
+        "lora_layers": layers if layers is not None else "all", "steps": config.steps, "losses": losses,
         "first_loss": losses[0], "final_loss": losses[-1],
         "train_seconds": round(train_s, 1), "wall_seconds": round(time.monotonic() - t_start, 1),
         "load_average": _loadavg(), "adapter": ADAPTER_DIR,
@@ -290,6 +314,14 @@ def train(config: CodeTrainConfig, rows: list[dict[str, Any]], *, model=None, to
     run.write_manifest(manifest)
     run.mark_complete()
     return run
+
+
+def _top_layers(model, n: int) -> list[int] | None:
+    """Indices of the top `n` decoder layers (None: all)."""
+    total = int(model.config.num_hidden_layers)
+    if n <= 0 or n >= total:
+        return None
+    return list(range(total - n, total))
 
 
 def _loadavg() -> float | None:

@@ -42,8 +42,11 @@ class StandInTable:
     def code_of(self, item_id):
         return self.item_codes[item_id]
 
-    def item_of(self, code):
-        return self.by_code.get(code)
+    def item_of(self, code):  # raises like the real table
+        try:
+            return self.by_code[code]
+        except KeyError:
+            raise KeyError(f"code {code!r} names no item") from None
 
     def codes(self):
         return list(self.item_codes.values())
@@ -203,3 +206,35 @@ def test_train_codes_writes_a_complete_run(tmp_path):
     # a finished run is returned as it is
     again = train(cfg, rows, model=None, tokenizer=None, table=table)
     assert again.path == run.path
+
+
+def test_top_layer_lora_and_row_lr(tmp_path):
+    """lora_top_layers=1 on a 2-layer model: LoRA in layer 1 only, inputs detached, rows still
+    train (through the tied head) at their own learning rate."""
+    from recommend.splits import leave_one_out
+    from recommend.tasks import build_mix
+    from recommend.train_codes import CodeTrainConfig, _batches, task_limits, train
+
+    table = StandInTable()
+    items = [{"item_id": i, "title": f"Song {i[-1]}", "creator": "Band"} for i in sorted(table.item_codes)]
+    split = leave_one_out(_fit_frame().drop(columns=["_order"]), "music", sorted(table.item_codes))
+    cfg = CodeTrainConfig(steps=3, batch_size=4, lr=1e-2, lora_r=2, lora_alpha=4, lora_top_layers=1,
+                          init="mean", runs_dir=str(tmp_path))
+    rows = build_mix(item_type="music", items=items, fit_frame=split.train, table=table,
+                     limits=task_limits(cfg), seed=0)
+    tok = tiny_tokenizer()
+    model = tiny_model(len(WORDS), spread=1.0)
+    run = train(cfg, rows, model=model, tokenizer=tok, table=table, items=items, log=lambda s: None)
+    saved = json.loads((run.path / "adapter" / "adapter_config.json").read_text())
+    assert saved["layers_to_transform"] == [1]
+    assert run.manifest()["lora_layers"] == [1]
+    from safetensors.torch import load_file
+
+    state = load_file(str(run.path / "adapter" / "adapter_model.safetensors"))
+    assert not any(".layers.0." in k for k in state)
+    assert any("trainable_tokens" in k for k in state)
+    # batches: each epoch covers every example once
+    lengths = [5, 1, 9, 3, 7, 2, 8]
+    batches = _batches(lengths, 2, 4, seed=0)
+    assert sorted(i for b in batches for i in b) == list(range(7))
+    assert len(batches) == 4
