@@ -122,6 +122,20 @@ Claim checks (after the names; each reason quotes the failing span)
   grouped numbers ("250,000 people") and audience counts ("millions of downloads")
   count too.
 
+* read by structure (content_claims.py, listener_acts.py), so a new wording of a
+  known claim class is caught without its exact words in a list: a subject or plot
+  phrase ("about a golden retriever", "follows a former soldier", "pits a dog
+  against ...", "shares a knitting pattern") with no content word of the item's; a
+  ranking among the creator's works ("Pearl Jam's slowest song") or a peak ("at
+  their heaviest"); when it was made ("in a single afternoon"); the head word of a
+  listener genre in a derived form ("Christian" for christianity); a verb after
+  "since/as/if you" outside the closed class of taste, reading, listening and
+  thinking verbs (data/grounding_listener_cues.txt [you_verb]: "since you ride
+  motorcycles"); "as you near 30". A single word in a publisher's slot ("a Bantam
+  paperback") or after an allowed possessive ("Pearl Jam's Ten") is checked as a
+  publisher or album. Cues said of the listener ("you like big guitar sounds") or
+  of what the item lacks ("swaps the riffs for") claim nothing of the item.
+
 score = supported claims / all claims found (1.0 when the sentence names
 nothing checkable). passed = no reasons.
 
@@ -151,6 +165,8 @@ from typing import Any
 from linernotes.records import GateResult, Item, Listener
 from linernotes.domain.gates.allowed import allowed_for, is_allowed_name, sources_of
 from linernotes.domain.gates.claim_types import check_claim_types
+from linernotes.domain.gates.content_claims import check_moved_listener_words, check_subject_claims
+from linernotes.domain.gates.listener_acts import check_listener_acts
 from linernotes.domain.gates.listener_claims import check_listener, check_moved_words, listener_words
 from linernotes.domain.gates.numbers import check_numbers
 from linernotes.domain.gates.relations import check_relations
@@ -239,8 +255,11 @@ def analyse(explanation: str | None, facts_used: Iterable[Any] | None, item: Ite
     free = free_text(explanation, toks)
     check_relations(explanation, toks, mentions, claims)
     check_listener(explanation, free, allowed, mentions, claims)
+    check_listener_acts(explanation, free, claims)
     check_moved_words(explanation, toks, allowed, _plain_words(genre_words), claims)
     check_claim_types(explanation, free, allowed, claims)
+    check_subject_claims(explanation, free, toks, allowed, _plain_words(genre_words), claims)
+    check_moved_listener_words(explanation, toks, allowed, vocab, genre_words, claims)
     check_numbers(explanation, free, allowed, claims)
     bad = len(claims.reasons)
     score = 1.0 if claims.total == 0 else max(0.0, 1.0 - bad / claims.total)

@@ -329,10 +329,13 @@ def _check_ratings(text: str, free: str, allowed, mentions, claims) -> None:
     for m in _STARS.finditer(free):
         raw = m.group(1).lower()
         n = float(_NUM_WORDS.get(raw, raw)) if raw in _NUM_WORDS or re.fullmatch(r"[\d.]+", raw) else None
-        if n is None or n > 5:
+        if n is None or n > scale:
             continue
+        # "five stars" reads on a five-star scale; "ten stars" (more than five) only on the
+        # history's own scale
+        value = n / 5 * scale if n <= 5 else n
         found = True
-        if any(abs(n / 5 * scale - r) < 0.01 for r in pool):
+        if any(abs(value - r) < 0.01 for r in pool):
             claims.ok()
         else:
             claims.bad(f'rating "{quote(text, *m.span())}" not in the listener\'s history ratings '
@@ -393,13 +396,21 @@ which while whom whose will with within without would your yours
 """.split())
 
 
+# Words that describe a format or edition, not a subject ("a Berkley paperback" after a
+# history title "... (Paperback)").
+FORMAT_WORDS = frozenset("""paperback paperbacks hardcover hardcovers hardback hardbacks edition editions
+ebook audiobook volume volumes book books novel novels series podcast podcasts show shows episode episodes
+track tracks song songs album albums single singles record records collection anthology omnibus""".split())
+
+
 def check_moved_words(text: str, toks: list[Tok], allowed, plain: frozenset[str], claims) -> None:
     """A subject word of a history title said outside any name ("a Bible-inspired
     fantasy" after "... the King James Bible"; "a novel of sisters" after "My Sister's
     Keeper") describes the listener's book, not this one, unless the item's own
     texts have it too."""
     item = allowed.item_words
-    hist = {w for w in allowed.history_words if len(w) >= 4 and w not in plain and w not in _FUNCTION_WORDS}
+    hist = {w for w in allowed.history_words if len(w) >= 4 and w not in plain and w not in _FUNCTION_WORDS
+            and w not in FORMAT_WORDS}
     if not hist:
         return
     stems = {_stem(w): w for w in hist}

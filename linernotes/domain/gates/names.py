@@ -173,10 +173,13 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                         # one word: a catalog creator ("Metallica"), or mid-sentence a
                         # catalog title/album ("Queen's Warning", "like Thriller")
                         mask = KIND_CREATOR
-                        if not seg[0].sent_start and len(key) >= 4:
+                        owned = _after_allowed_possessive(text, toks, seg[0])
+                        if not seg[0].sent_start and (len(key) >= 4 or owned):
                             mask |= KIND_TITLE | KIND_COLLECTION
+                        if _publisher_slot(text, toks, seg[0]):
+                            mask |= KIND_PUBLISHER  # "a 1996 Bantam paperback", "published by Putnam"
                         flags &= mask
-                        if len(key) < 3 or key in common:
+                        if (len(key) < 3 and not owned) or (key in common and not owned):
                             flags = 0
                     if flags:
                         found = (i, n, "catalog", flags)
@@ -231,7 +234,7 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                 if short:
                     claims.ok()  # "John Toole" for John Kennedy Toole: a middle name dropped
                     claims.mentions.append((toks.index(group[0]), toks.index(group[-1]) + 1, short))
-                elif len(caps) >= 2 and any(unknown_word(t) for t in caps) and not _allowed_list(group, allowed) \
+                elif len(caps) >= 2 and any(unknown_word(t) for t in caps) and not _allowed_list(group, allowed, text) \
                         and not _clause_gap(group, unknown_word):
                     claims.bad(_unknown_name(_span_text(text, group), index))
                 else:
@@ -240,6 +243,32 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                             ti = toks.index(t)
                             claims.mentions.append((ti, ti + 1, t.key))
                 group = []
+
+
+_EDITION_NOUNS = frozenset("""paperback paperbacks hardcover hardcovers hardback edition editions imprint
+printing reprint title titles book books novel release""".split())
+
+
+def _publisher_slot(text: str, toks: list[Tok], tok: Tok) -> bool:
+    """A single word where a publisher goes: before an edition noun ("a Bantam
+    paperback") or after "published by" / "publisher" / "imprint"."""
+    i = toks.index(tok)
+    nxt = toks[i + 1] if i + 1 < len(toks) else None
+    if nxt is not None and nxt.key in _EDITION_NOUNS and not nxt.cap and text[tok.end:nxt.start].isspace():
+        return True
+    before = text[max(0, tok.start - 24):tok.start].lower()
+    return bool(re.search(r"(?:published\s+by|publisher|imprint|issued\s+by)\s+$", before))
+
+
+def _after_allowed_possessive(text: str, toks: list[Tok], tok: Tok) -> bool:
+    """`tok` follows an allowed name's possessive ("from Pearl Jam's Ten"): a short or
+    common word there is still a title or album claim of that creator."""
+    i = toks.index(tok)
+    if i == 0 or not toks[i - 1].masked:
+        return False
+    prev = toks[i - 1]
+    gap = text[prev.end:tok.start]
+    return bool(re.fullmatch(r"['’]s?\s+", gap) or (re.search(r"['’]s$", prev.text) and gap.isspace()))
 
 
 def _short_creator(word: str, allowed: Allowed) -> bool:
@@ -288,15 +317,20 @@ def _clause_gap(group: list[Tok], unknown_word) -> bool:
     return not any(len([t for t in p if t.cap]) >= 2 and any(unknown_word(t) for t in p if t.cap) for p in parts)
 
 
-def _allowed_list(group: list[Tok], allowed: Allowed) -> bool:
-    """"Borges and Maupassant": a list of allowed names (each part made of allowed
-    words), not one unknown name."""
+def _allowed_list(group: list[Tok], allowed: Allowed, text: str = "") -> bool:
+    """"Borges and Maupassant", "the Paralamas' Arquivo": a list of allowed names, or
+    an owner and its work split at a possessive (each part made of allowed words), not
+    one unknown name. The pair itself is the relation check's."""
     parts: list[list[str]] = [[]]
-    for t in group:
+    for n, t in enumerate(group):
         if t.key in ("and", "or", "&", "nor"):
             parts.append([])
-        else:
-            parts[-1].append(t.key)
+            continue
+        parts[-1].append(t.key)
+        nxt = group[n + 1] if n + 1 < len(group) else None
+        if text and nxt is not None and (re.search(r"['’]", text[t.end:nxt.start])
+                                         or re.search(r"['’]s$", t.text)):
+            parts.append([])
     return len(parts) >= 2 and all(p and all(k in allowed.tokens for k in p) for p in parts)
 
 

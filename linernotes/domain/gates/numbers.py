@@ -160,7 +160,9 @@ def _bounded(word: str, minutes: float, actual: float) -> bool:
 
 
 def _close(minutes: float, actual: float) -> bool:
-    return abs(minutes - actual) <= 0.6 or int(minutes) in (int(actual), int(actual) + 1)
+    # within 0.6 min, or the same whole minute ("a three-minute song" for 3.8 min); not
+    # the next minute up ("a four-minute song" for 3.2 min)
+    return abs(minutes - actual) <= 0.6 or int(minutes) == int(actual)
 
 
 def _num_in_item(n: float, allowed) -> bool:
