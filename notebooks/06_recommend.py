@@ -68,13 +68,12 @@ def tree_figure(tree: pd.DataFrame, item_type: str):
 
 @app.function
 def find_run_safe(item_type: str):
-    """(newest complete codes run, None) or (None, what to run)."""
+    """(newest complete codes run on a built table, None) or (None, what is missing and what
+    to run)."""
     try:
         return rcli.resolve_run(item_type), None
-    except rcli.NotBuilt:
-        return None, (f"No finished recommend-codes run for **{item_type}** under `{paths.runs_dir()}`. "
-                      f"Train one with `{rcli.TRAIN_HINT.format(t=item_type)}` (a few CPU minutes), "
-                      "then reload.")
+    except rcli.NotBuilt as exc:
+        return None, f"{exc} (a few CPU minutes), then reload this page."
 
 
 @app.cell

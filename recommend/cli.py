@@ -92,23 +92,41 @@ def codes_runs(item_type: str, runs_dir: str | Path | None = None) -> list[RunDi
 
 def resolve_run(item_type: str, run: str | Path | None = None,
                 runs_dir: str | Path | None = None) -> RunDir:
-    """`run` when given (it must be a complete codes run of this type), else the newest one."""
+    """`run` when given (it must be a complete codes run of this type), else the newest one
+    whose code table is still built (a run on a deleted table would name the wrong items)."""
     if run is not None:
         found = RunDir(Path(run))
         if not found.is_complete() or not _is_codes_run(found, item_type):
             raise NotBuilt(f"{run}: not a complete recommend-codes run for {item_type} "
                            f"(manifest variant 'codes', item_type {item_type!r}, adapter/, COMPLETE)")
+        run_table(found, item_type)  # its table must still be built
         return found
     runs = codes_runs(item_type, runs_dir)
     if not runs:
         raise NotBuilt(f"no complete recommend-codes-{item_type}-* run under the runs root; "
                        f"train one with `{TRAIN_HINT.format(t=item_type)}`")
-    return runs[0]
+    from recommend import semantic_ids
+
+    built = set(semantic_ids.versions(item_type))
+    usable = [r for r in runs if r.manifest().get("table_version") in built]
+    if not usable:  # every run was trained on a table that is gone: say so, name the newest
+        run_table(runs[0], item_type)
+    return usable[0]
 
 
 def run_table(run: RunDir, item_type: str):
-    """The code table the run was trained on (its manifest's table_version)."""
-    return load_code_table(item_type, run.manifest().get("table_version"))
+    """The code table the run was trained on (its manifest's table_version). When that
+    version is gone the student's codes name other items, so this refuses rather than
+    falling back to the latest table."""
+    from recommend import semantic_ids
+
+    version = run.manifest().get("table_version")
+    if version and version not in semantic_ids.versions(item_type):
+        raise NotBuilt(f"{run.path}: trained on code table {item_type}-{version}, which is not under "
+                       f"{semantic_ids.ids_dir()} any more (built: {semantic_ids.versions(item_type)}); "
+                       f"its codes would name other items. Train a run on the current table with "
+                       f"`{TRAIN_HINT.format(t=item_type)}`")
+    return load_code_table(item_type, version)
 
 
 # ---------------------------------------------------------------- catalog and history

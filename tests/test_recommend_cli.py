@@ -189,6 +189,25 @@ def test_recommend_uses_the_table_the_run_was_trained_on(standin_env):
     assert result["recommendations"][0]["item_id"] == "music:11"
 
 
+def test_a_run_on_a_deleted_table_is_skipped_or_refused(standin_env, capsys):
+    """A run trained on a table version that is no longer built would name other items."""
+    _home, runs, table = standin_env
+    good = write_standin_run(runs, table.version, name="recommend-codes-music-old")
+    stale = write_standin_run(runs, "gone0000", name="recommend-codes-music-new")
+    manifest = json.loads((stale / "manifest.json").read_text())
+    (stale / "manifest.json").write_text(json.dumps({**manifest, "created": "2026-12-05T00:00:00"}))
+    assert rcli.codes_runs("music")[0].path == stale  # the newest ...
+    assert rcli.resolve_run("music").path == good     # ... is skipped for the newest usable one
+    with pytest.raises(rcli.NotBuilt, match="music-gone0000, which is not under"):
+        rcli.resolve_run("music", stale)
+    import shutil
+
+    shutil.rmtree(good)
+    assert linernotes_cli.main(["recommend", "--listener-id", "music-customer:A"]) == 2
+    err = capsys.readouterr().err
+    assert str(stale) in err and "python -m recommend.train_codes --type music" in err
+
+
 def test_recommend_rows_report_what_the_ranker_returned():
     """A pluggable ranker may return a history item or a code of no item: the rows say so."""
     table = semantic_ids.SemanticIdTable("music", "standin", [2, 2], pd.DataFrame({
