@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with _endpoint(args) as endpoint:
             start = time.perf_counter()
             for k, (row, item, listener, unsure) in enumerate(sent, start=1):
-                v = verify_claims(row["note"], item, listener, endpoint, untraceable=unsure.words)
+                v = verify_claims(row["note"], item, listener, endpoint)
                 verdicts[row["id"]] = v
                 flag = {"unsupported": "FLAG", "supported": "ok", "error": "ERR"}[v.status]
                 lat = f"{v.latency_s:.1f}s" if v.latency_s is not None else "-"

@@ -7,7 +7,7 @@ import pytest
 
 from linernotes.records import GateResult, HistoryEntry, Item, Listener
 from synth.verify import (
-    CachedChatEndpoint, Completion, VerifyPrompt, apply_verdict, parse_verdict, second_opinion,
+    CachedChatEndpoint, Completion, VerifyPrompt, apply_verdict, evidence_for, parse_verdict, second_opinion,
     split_sentences, unsure_reasons, verify_claims, verify_schema,
 )
 
@@ -125,15 +125,23 @@ def test_a_flagged_span_in_the_sentence_fails_the_pass():
 
 
 @pytest.mark.parametrize("span, why", [
-    ("Eoin Colfer's The Eternity Code", "only traceable"),        # the verifier flagging true facts
+    ("Eoin Colfer's The Eternity Code", "only words of the facts"),  # the verifier flagging true facts
+    ("a 2003 Miramax book", "only words of the facts"),             # numbers the facts hold
     ("winner of the Carnegie Medal", "not in the sentence"),      # a span the note does not hold
     ("Eoin Colfer's The Eternity Code is a brisk Fantasy pick", "most of the sentence"),
 ])
 def test_flags_that_point_at_no_claim_are_ignored(span, why):
-    note = "Eoin Colfer's The Eternity Code is a brisk Fantasy pick."
+    note = "Eoin Colfer's The Eternity Code is a brisk Fantasy pick, a 2003 Miramax book."
     verdict = verify_claims(note, _item(), _listener(), CannedEndpoint(_answer((span, "x", False))))
     assert verdict.status == "supported"
     assert why in verdict.checks[0].why_ignored
+
+
+def test_a_place_or_number_the_facts_lack_counts_even_as_a_common_word():
+    note = "Eoin Colfer wrote The Eternity Code in Dublin in 1999."
+    for span in ("in Dublin", "in 1999"):
+        verdict = verify_claims(note, _item(), _listener(), CannedEndpoint(_answer((span, "x", False))))
+        assert verdict.status == "unsupported", span
 
 
 @pytest.mark.parametrize("answer", [
@@ -141,7 +149,7 @@ def test_flags_that_point_at_no_claim_are_ignored(span, why):
     '{"sentences": [{"unsupported_span": "", "reason": "", "supported": "maybe"}]}', "",
 ])
 def test_a_bad_answer_is_an_error_verdict_and_the_row_keeps_its_rules_verdict(answer):
-    verdict = parse_verdict(answer, ["It is Fantasy."], ["anything"])
+    verdict = parse_verdict(answer, ["It is Fantasy."], evidence_for(_item(), _listener()))
     assert verdict.status == "error" and verdict.passed is None and verdict.error
     passed = GateResult(passed=True, reasons=[], score=1.0)
     assert apply_verdict(passed, verdict) is passed
