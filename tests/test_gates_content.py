@@ -136,3 +136,12 @@ def test_a_duration_one_minute_up_is_not_the_same_minute(index):
     passes("Lanterna Dos Afogados is a three-minute Latin song by Os Paralamas Do Sucesso.", LANTERNA, LATIN_FAN, index)
     fails("Lanterna Dos Afogados is a four-minute Latin song by Os Paralamas Do Sucesso.", LANTERNA, LATIN_FAN, index,
           "four-minute")
+
+
+def test_listener_genre_lists_and_comparisons(index):
+    # a comma inside a list of the listener's genres keeps the list the listener's
+    passes("Your taste lists blues, Latin and rock; Pearl Jam's All or None covers the last of those.", ALL_OR_NONE,
+           ROCK_FAN, index)
+    # "like <a name>" after a genre compares the item; it does not make the genre the listener's
+    fails("All or None is a Latin track like Fast As a Shark.", ALL_OR_NONE, ROCK_FAN, index, "latin")
+    passes("Since you like Latin, Pearl Jam's All or None is a rock change.", ALL_OR_NONE, ROCK_FAN, index)

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from linernotes.domain.gates.normalize import fold, name_tokens
 from linernotes.domain.gates.tokens import Tok, quote
-from linernotes.domain.gates.vocab import phrase_pattern, read_sections
+from linernotes.domain.gates.vocab import builtin_genre_words, phrase_pattern, read_sections
 
 _NUM_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
               "nine": 9, "ten": 10}
@@ -142,9 +142,12 @@ def listener_context(text: str, toks: list[Tok], i: int) -> bool:
     words = listener_words()
     j = i - 1
     hops = 0
+    genre_list = builtin_genre_words()
     while j >= 0 and hops < 6:
-        if toks[j + 1].sent_start or "," in text[toks[j].end:toks[j + 1].start] \
-                or ";" in text[toks[j].end:toks[j + 1].start]:
+        gap = text[toks[j].end:toks[j + 1].start]
+        # a comma inside a list of genres ("your taste lists rock, Latin and metal") does
+        # not end the listener's clause
+        if toks[j + 1].sent_start or ";" in gap or ("," in gap and toks[j].key not in genre_list):
             break
         if toks[j].key in words and not (toks[j].masked or toks[j].used) \
                 and (toks[j].key not in _AFTER_PERSON or _person_before(toks, j)):
@@ -157,8 +160,8 @@ def listener_context(text: str, toks: list[Tok], i: int) -> bool:
         if toks[k].sent_start:
             break
         if toks[k].key in words and not (toks[k].masked or toks[k].used) \
-                and toks[k].key not in ("since", "after", "who", "you", "your"):
-            return True
+                and toks[k].key not in ("since", "after", "who", "you", "your", "like", "as"):
+            return True  # not "like"/"as": "a careers show like The $100 MBA Show" compares
     return False
 
 
