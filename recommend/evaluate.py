@@ -5,7 +5,8 @@ same metric code.
                                  [--stage test|valid] [--max-test-books 2000] [--json PATH]
 
 prints one row per (catalog, model): Recall@10 [95% CI], NDCG@10 [95% CI], the
-number of test listeners and the fit seconds. The split is
+number of test listeners, the share of held-out items that no listener has in
+the fit frame ("cold": no collaborative model can rank them) and the fit seconds. The split is
 `recommend.splits.leave_one_out` (music: last purchase by invoice date; book,
 podcast: a seeded random held-out interaction), the ranking universe every
 catalog item of the type, the metrics `recommend.metrics` (fit-frame items
@@ -61,8 +62,9 @@ def build_split(item_type: str, *, seed: int = 0, max_test: int | None = None,
 def evaluate_model(split: Split, name: str, factory: Callable[[], Any], *, stage: str = "test",
                    k: int = K, seed: int = 0) -> dict[str, Any]:
     targets = split.targets(stage)
+    fit_frame = split.fit_frame(stage)
     t0 = time.perf_counter()
-    model = factory().fit(split.fit_frame(stage), split.items)
+    model = factory().fit(fit_frame, split.items)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     lists = model.recommend(targets["listener_id"].tolist(), k)
@@ -71,7 +73,10 @@ def evaluate_model(split: Split, name: str, factory: Callable[[], Any], *, stage
     return {"catalog": split.item_type, "model": name, "stage": stage,
             "order_known": ix.ORDER_KNOWN[split.item_type],
             **{m: e.to_dict() for m, e in est.items()},
-            "n_test": len(targets), "fit_s": round(fit_s, 2), "recommend_s": round(rec_s, 2),
+            "n_test": len(targets),
+            # held-out items nobody has in the fit frame: no collaborative model can rank them
+            "cold_targets": round(float(1 - targets["item_id"].isin(set(fit_frame["item_id"])).mean()), 4),
+            "fit_s": round(fit_s, 2), "recommend_s": round(rec_s, 2),
             "epochs": getattr(model, "epochs_run", None)}
 
 
@@ -79,12 +84,12 @@ def format_row(row: dict[str, Any], k: int = K) -> str:
     def est(d):
         return f"{d['mean']:.4f} [{d['lo']:.4f}, {d['hi']:.4f}]"
     return (f"{row['catalog']:<8} {row['model']:<14} {est(row[f'recall@{k}']):<26} "
-            f"{est(row[f'ndcg@{k}']):<26} {row['n_test']:>6} {row['fit_s']:>8.1f}")
+            f"{est(row[f'ndcg@{k}']):<26} {row['n_test']:>6} {row['cold_targets']:>6.0%} {row['fit_s']:>8.1f}")
 
 
 def header(k: int = K) -> str:
     return (f"{'catalog':<8} {'model':<14} {f'Recall@{k} [95% CI]':<26} {f'NDCG@{k} [95% CI]':<26} "
-            f"{'n':>6} {'fit_s':>8}")
+            f"{'n':>6} {'cold':>6} {'fit_s':>8}")
 
 
 def run(types: Sequence[str] = TYPES, models: Sequence[str] | None = None, *, stage: str = "test",

@@ -42,7 +42,11 @@ class SASRec(Recommender):
         class Net(nn.Module):
             def __init__(s):
                 super().__init__()
-                s.item = nn.Embedding(n_tokens, self.dim, padding_idx=0)
+                # sparse gradients: one step touches a few thousand of up to 250k item rows
+                s.item = nn.Embedding(n_tokens, self.dim, padding_idx=0, sparse=True)
+                nn.init.normal_(s.item.weight, std=self.dim ** -0.5)  # unit-norm rows: logits start near 0
+                with torch.no_grad():
+                    s.item.weight[0].zero_()
                 s.pos = nn.Embedding(self.max_len, self.dim)
                 s.drop = nn.Dropout(self.dropout)
                 s.layers = nn.ModuleList(nn.TransformerEncoderLayer(
@@ -82,7 +86,9 @@ class SASRec(Recommender):
         self.token = {i: t + 1 for t, i in enumerate(used)}      # universe index -> token (0 = padding)
         self.token_items = np.asarray(used, dtype=np.int64)      # token - 1 -> universe index
         self.net = self._net(len(used) + 1)
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.9, 0.98))
+        dense = [p for n, p in self.net.named_parameters() if not n.startswith("item.")]
+        opts = [torch.optim.SparseAdam(list(self.net.item.parameters()), lr=self.lr, betas=(0.9, 0.98)),
+                torch.optim.Adam(dense, lr=self.lr, betas=(0.9, 0.98))]
         windows = torch.from_numpy(self._windows())
         rng = np.random.default_rng(self.seed)
         start = time.monotonic()
@@ -100,9 +106,11 @@ class SASRec(Recommender):
                 mask = (pos != 0).float()
                 loss = (torch.nn.functional.softplus(-pos_logit) + torch.nn.functional.softplus(neg_logit))
                 loss = (loss * mask).sum() / mask.sum().clamp(min=1)
-                opt.zero_grad()
+                for opt in opts:
+                    opt.zero_grad()
                 loss.backward()
-                opt.step()
+                for opt in opts:
+                    opt.step()
                 total += loss.item()
             self.epochs_run = epoch + 1
             if self.progress:

@@ -95,7 +95,10 @@ def _real_catalog() -> Path:
     return folder
 
 
-@pytest.mark.parametrize("item_type", ["music", "podcast"])
+@pytest.mark.parametrize("item_type", [
+    "music", "podcast",
+    pytest.param("book", marks=pytest.mark.slow),  # 1.15M rating rows: 10-40 s on a shared CPU
+])
 def test_real_packages_have_more_than_the_ten_history_entries(item_type, tmp_path):
     folder = _real_catalog()
     df = ix.load_interactions(item_type, home=tmp_path, catalog_dir=folder)
@@ -104,12 +107,15 @@ def test_real_packages_have_more_than_the_ten_history_entries(item_type, tmp_pat
     hist = listeners.set_index("listener_id")["history"].map(json.loads)
     assert set(per_listener.index) <= set(hist.index)
     # every catalog history entry is an interaction
-    for lid, h in hist.items():
-        if lid in per_listener.index:
-            assert {e["item_id"] for e in h} <= set(df.loc[df.listener_id == lid, "item_id"])
+    pairs = set(zip(df["listener_id"], df["item_id"]))
+    wanted = {(lid, e["item_id"]) for lid, h in hist.items() if lid in per_listener.index for e in h}
+    assert wanted and wanted <= pairs
     if item_type == "music":
         assert per_listener.max() > 10  # the full log, not the 10 kept in listeners.parquet
         ts = df.groupby("listener_id", sort=False)["ts"]
         assert (ts.diff().dropna() >= 0).all()  # purchase order
     else:
         assert all(math.isnan(t) for t in df["ts"])
+    if item_type == "book":
+        assert df["rating"].isna().mean() > 0.3  # implicit 0-ratings are interactions without a rating
+        assert per_listener.max() > 10
