@@ -16,9 +16,19 @@ with app.setup:
 
     from recommend import cli as rcli
     from recommend import semantic_ids
+    from recommend.tasks import MAX_HISTORY
 
     STAT_METRICS = ["utilisation", "entropy / log2 K", "collision rate (prefix)", "reconstruction cos",
                     "neighbours share prefix"]
+    HISTORY_ORDER = {"music": "purchase order, oldest first", "podcast": "log order; the source has no time",
+                     "book": "log order; the source has no time"}
+
+
+@app.function
+def shown_columns(frame: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
+    """`wanted` columns, less those empty in every row (podcasts have no creator)."""
+    keep = [c for c in wanted if c in frame and not (frame[c].astype(str).str.strip() == "").all()]
+    return frame[keep]
 
 
 @app.function
@@ -29,6 +39,16 @@ def type_options() -> dict[str, str]:
         built = semantic_ids.versions(item_type)
         out[f"{item_type} (table {built[-1]})" if built else f"{item_type} (no table yet)"] = item_type
     return out
+
+
+@app.function
+def default_type_label(options: dict[str, str]) -> str:
+    """The first type that has a table and a usable codes run, else the first with a table."""
+    built = [label for label in options if "no table" not in label]
+    for label in built:
+        if find_run_safe(options[label])[0] is not None:
+            return label
+    return (built or list(options))[0]
 
 
 @app.function
@@ -97,8 +117,7 @@ def _():
 @app.cell
 def _():
     _options = type_options()
-    _built = [label for label in _options if "no table" not in label]
-    type_ui = mo.ui.dropdown(options=_options, value=(_built or list(_options))[0], label="catalog type")
+    type_ui = mo.ui.dropdown(options=_options, value=default_type_label(_options), label="catalog type")
     mo.vstack([mo.md("## Catalog"), type_ui])
     return (type_ui,)
 
@@ -129,8 +148,8 @@ def _(table):
               "reconstruction cos: the vector rebuilt from the centroids so far vs the item's; "
               "neighbours share prefix: an item's nearest neighbours with the same prefix "
               "(random pairs beside it)."),
-        mo.hstack([mo.ui.table(level_stats, selection=None, show_column_summaries=False),
-                   mo.ui.plotly(stats_figure(level_stats))], widths=[3, 2]),
+        mo.ui.table(level_stats, selection=None, show_column_summaries=False),
+        mo.ui.plotly(stats_figure(level_stats)),
     ])
     return (level_stats,)
 
@@ -207,7 +226,7 @@ def _(codes_run, histories, history_error, items, run_error, table):
     k_ui = mo.ui.slider(start=1, stop=20, step=1, value=10, label="top K", show_value=True)
     recommend_button = mo.ui.run_button(label="Recommend for this listener", kind="success",
                                         disabled=codes_run is None or not _options)
-    mo.vstack([
+    mo.vstack([_part for _part in [
         mo.md("## Recommend and explain"),
         mo.callout(mo.md(run_error), kind="warn") if run_error else
         mo.md(f"Student: `{codes_run.name}` ({codes_run.manifest().get('steps')} training steps, "
@@ -216,7 +235,7 @@ def _(codes_run, histories, history_error, items, run_error, table):
         mo.md(f"_{len(histories):,} listeners with history; the dropdown lists the "
               f"{len(_options):,} longest._") if histories else None,
         mo.hstack([listener_ui, k_ui, recommend_button], justify="start", gap=2),
-    ])
+    ] if _part is not None])  # a None would print as "None"
     return k_ui, listener_ui, recommend_button
 
 
@@ -230,7 +249,8 @@ def _(histories, items, listener_ui, rec_table, table):
 
 
 @app.cell
-def _(history_table, items, k_ui, listener_history, listener_ui, rec_table, recommend_button, ranker):
+def _(history_table, item_type, items, k_ui, listener_history, listener_ui, rec_table, recommend_button,
+      ranker):
     mo.stop(not recommend_button.value,
             mo.md("_Press the button: it loads the student (a few seconds, once) and runs the "
                   "constrained beam search for the picked listener._"))
@@ -239,17 +259,16 @@ def _(history_table, items, k_ui, listener_history, listener_ui, rec_table, reco
                                                            k_ui.value))
     mo.vstack([
         mo.md(f"**{listener_ui.value}**: {len(listener_history)} items in history; the student's top "
-              f"{len(recommendations)} codes (the last {min(len(listener_history), 8)} history codes are "
-              "in the prompt; their items are banned in the trie, so 'in history' should read no)."),
-        mo.hstack([
-            mo.vstack([mo.md("**recommended**"),
-                       mo.ui.table(recommendations[["rank", "code", "title", "creator", "genres",
-                                                    "in_history", "score"]],
-                                   selection=None, page_size=20, show_column_summaries=False)]),
-            mo.vstack([mo.md("**history** (oldest first for music)"),
-                       mo.ui.table(history_table[["position", "code", "title", "creator", "genres"]],
-                                   selection=None, page_size=10, show_column_summaries=False)]),
-        ], widths=[3, 2], gap=2),
+              f"{len(recommendations)} codes. The last {min(len(listener_history), MAX_HISTORY)} history codes "
+              "are in the prompt; every item the listener has is banned in the trie, so 'in_history' "
+              "should read no."),
+        mo.md("**recommended**"),
+        mo.ui.table(shown_columns(recommendations, ["rank", "code", "title", "creator", "genres",
+                                                    "in_history", "score"]),
+                    selection=None, page_size=20, show_column_summaries=False),
+        mo.md(f"**history** ({HISTORY_ORDER[item_type]})"),
+        mo.ui.table(shown_columns(history_table, ["position", "code", "title", "creator", "genres"]),
+                    selection=None, page_size=10, show_column_summaries=False),
         mo.md("_No liner notes here: `/v1/recommend` on the endpoint (`linernotes serve`) returns "
               "each pick with a grounded liner note and the gates' verdict._"),
     ])

@@ -277,14 +277,18 @@ def recommend_listener(item_type: str, listener_id: str, k: int = DEFAULT_K, *, 
             "recommendations": recommend_rows(ranker, table, items, history, k)}
 
 
+def _title_by(row: dict[str, Any]) -> str:
+    return f"{row['title']} / {row['creator']}" if row["creator"] else row["title"]
+
+
 def format_result(result: dict[str, Any], history_shown: int = 5) -> str:
     lines = [f"{result['item_type']} listener {result['listener_id']}: {len(result['history'])} items in history; "
              f"run {result['run']}, code table {result['table_version']}"]
     for h in result["history"][-history_shown:]:
-        lines.append(f"  had  {h['code']:<24} {h['title']} / {h['creator']}")
+        lines.append(f"  had  {h['code']:<24} {_title_by(h)}")
     lines.append(f"top {result['k']} (HF beam search under the code trie):")
     for r in result["recommendations"]:
-        lines.append(f"  {r['rank']:>3}  {r['code']:<24} {r['title']} / {r['creator']}  "
+        lines.append(f"  {r['rank']:>3}  {r['code']:<24} {_title_by(r)}  "
                      f"[{r['genres']}] score {r['score']:.3f} in history: {r['in_history']}")
     return "\n".join(lines)
 
@@ -307,7 +311,9 @@ def level_stats_frame(stats: dict) -> pd.DataFrame:
             "entropy_bits": "entropy bits", "entropy_frac": "entropy / log2 K",
             "prefix_collision_rate": "collision rate (prefix)", "recon_cos_mean": "reconstruction cos",
             "nn_share_prefix": "neighbours share prefix", "random_share_prefix": "random pair shares prefix"}
-    rows = [{label: lv.get(key) for key, label in cols.items()} for lv in stats.get("levels", [])]
+    # 3 decimals: the stats come from a 2,000-item sample, more digits would be noise
+    rows = [{label: round(lv[key], 3) if isinstance(lv.get(key), float) else lv.get(key)
+             for key, label in cols.items()} for lv in stats.get("levels", [])]
     return pd.DataFrame(rows, columns=list(cols.values()))
 
 

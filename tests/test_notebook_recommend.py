@@ -81,6 +81,8 @@ def test_no_table_names_the_build_command(tmp_path, monkeypatch):
     assert "python -m recommend.semantic_ids build --types music" in defs["table_error"]
     assert "python -m recommend.semantic_ids build --types music" in _page(outputs)
     assert "level1_ui" not in defs and "recommendations" not in defs
+    assert defs["type_ui"].value == "music"  # no type has a table: the first, labelled so
+    assert "music (no table yet)" in load_module(NOTEBOOK).type_options()
 
 
 def test_recommend_cell_shows_a_standin_rankers_picks(standin_home):
@@ -117,6 +119,8 @@ def test_app_helpers():
     assert list(fig.data[1].y) == [0.5, 0.8]
     tree = pd.DataFrame({"level1": ["<a_0> Rock", "<a_0> Rock", "<a_1> Jazz"],
                          "level2": ["<a_0><b_0> Rock", "<a_0><b_1> Rock", "<a_1><b_0> Jazz"], "items": [2, 3, 4]})
+    frame = pd.DataFrame({"rank": [1, 2], "creator": ["", " "], "title": ["A", ""]})
+    assert list(module.shown_columns(frame, ["rank", "creator", "title", "score"])) == ["rank", "title"]
     tfig = module.tree_figure(tree, "music")
     values = dict(zip(tfig.data[0].ids, tfig.data[0].values))
     assert values["all music/<a_0> Rock"] == 5 and values["all music"] == 9
