@@ -104,9 +104,13 @@ class RandomRanker(Recommender):
 
     name = "random"
 
+    def fit(self, train, items):
+        self._prepare(train, items)
+        self._rng = np.random.default_rng(self.seed)
+        return self
+
     def score(self, listener_ids):
-        rng = np.random.default_rng([self.seed, len(listener_ids), *map(len, listener_ids[:1])])
-        return rng.random((len(listener_ids), len(self.items)))
+        return self._rng.random((len(listener_ids), len(self.items)))
 
 
 class ItemKNN(Recommender):
