@@ -145,3 +145,8 @@ def test_listener_genre_lists_and_comparisons(index):
     # "like <a name>" after a genre compares the item; it does not make the genre the listener's
     fails("All or None is a Latin track like Fast As a Shark.", ALL_OR_NONE, ROCK_FAN, index, "latin")
     passes("Since you like Latin, Pearl Jam's All or None is a rock change.", ALL_OR_NONE, ROCK_FAN, index)
+
+
+def test_history_creators_take_is_a_relation(index):
+    fails("All or None is Accept's take on rock, from Riot Act.", ALL_OR_NONE, ROCK_FAN, index, "Accept's take")
+    passes("All or None is Pearl Jam's take on rock, from Riot Act, after Accept.", ALL_OR_NONE, ROCK_FAN, index)

@@ -153,9 +153,11 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
                        f"{_who(srcs)} is not the creator of this item")
 
 
-# "Dana Perino's Harry Potter podcast", "Ben Elton's latest novel": one work owned by X
+# "Dana Perino's Harry Potter podcast", "Ben Elton's latest novel", "Green Day's take on
+# alternative": one work owned by X
 _OWNED = re.compile(r"^\s+(?:[\w\x00-]+\s+){0,3}?(novel|book|memoir|track|song|tune|single|record|album|"
-                    r"podcast|show|ballad|anthem|thriller|mystery|romance|release)\b(?!\s+(?:of|by)\b)",
+                    r"podcast|show|ballad|anthem|thriller|mystery|romance|release|take|version|rendition|reworking|"
+                    r"effort|offering|outing)\b(?!\s+(?:of|by)\b)",
                     re.IGNORECASE)
 
 
