@@ -245,6 +245,9 @@ def _(histories, items, listener_ui, rec_table, table):
     listener_history = histories[listener_ui.value]
     history_table = pd.DataFrame(rcli.history_rows(rec_table if rec_table is not None else table, items,
                                                    listener_history))
+    # the prompt holds only the newest MAX_HISTORY codes; mark them so the page shows what it read
+    history_table["in_prompt"] = ["yes" if n >= len(listener_history) - MAX_HISTORY else ""
+                                  for n in range(len(listener_history))]
     return history_table, listener_history
 
 
@@ -267,7 +270,8 @@ def _(history_table, item_type, items, k_ui, listener_history, listener_ui, rec_
                                                     "in_history", "score"]),
                     selection=None, page_size=20, show_column_summaries=False),
         mo.md(f"**history** ({HISTORY_ORDER[item_type]})"),
-        mo.ui.table(shown_columns(history_table, ["position", "code", "title", "creator", "genres"]),
+        mo.ui.table(shown_columns(history_table, ["position", "code", "title", "creator", "genres",
+                                                   "in_prompt"]),
                     selection=None, page_size=10, show_column_summaries=False),
         mo.md("_No liner notes here: `/v1/recommend` on the endpoint (`linernotes serve`) returns "
               "each pick with a grounded liner note and the gates' verdict._"),

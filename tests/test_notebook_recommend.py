@@ -19,6 +19,7 @@ import pytest
 from linernotes import paths
 from marimo_helpers import assert_marimo_check_clean, load_app, load_module
 from recommend import interactions
+from recommend.tasks import MAX_HISTORY
 from test_recommend_cli import N_ITEMS, STANDIN_LOG, standin_log, write_standin_home, write_standin_run
 
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "06_recommend.py"
@@ -60,6 +61,7 @@ def test_app_builds_the_code_tree_and_pickers_without_loading_a_model(standin_ho
     assert "python -m recommend.train_codes --type music" in defs["run_error"]
     assert defs["listener_ui"].value == "music-customer:B"
     assert defs["listener_history"] == STANDIN_LOG["music-customer:B"]
+    assert (defs["history_table"]["in_prompt"] == "yes").sum() == min(6, MAX_HISTORY)
     assert defs["recommend_button"].value is False and "recommendations" not in defs
     assert "Press the button" in _page(outputs)
 
@@ -106,6 +108,7 @@ def test_recommend_cell_shows_a_standin_rankers_picks(standin_home):
     assert recs["title"].tolist() == [f"Stand-in Song {i.split(':')[1]}" for i in expected]
     assert set(recs["in_history"]) == {"no"}
     assert defs["history_table"]["item_id"].tolist() == history
+    assert defs["history_table"]["in_prompt"].tolist() == ["yes"] * len(history)  # 3 <= MAX_HISTORY
     assert "/v1/recommend" in _page(outputs)
 
 
