@@ -32,12 +32,13 @@ from typing import Any
 
 from recommend import interactions as ix
 from recommend.baselines import BASELINES
+from recommend.sasrec import SASRec
 from recommend.metrics import K, evaluate_lists
 from recommend.splits import Split, leave_one_out
 
 TYPES = ("music", "podcast", "book")
 MAX_TEST = {"book": 2000}  # seeded sample of test listeners (20k eligible book listeners)
-MODELS: dict[str, Callable[[], Any]] = dict(BASELINES)
+MODELS: dict[str, Callable[[], Any]] = {**BASELINES, "sasrec": SASRec}
 
 
 def register_model(name: str, factory: Callable[[], Any]) -> None:
