@@ -150,3 +150,18 @@ def test_listener_genre_lists_and_comparisons(index):
 def test_history_creators_take_is_a_relation(index):
     fails("All or None is Accept's take on rock, from Riot Act.", ALL_OR_NONE, ROCK_FAN, index, "Accept's take")
     passes("All or None is Pearl Jam's take on rock, from Riot Act, after Accept.", ALL_OR_NONE, ROCK_FAN, index)
+
+
+@pytest.mark.parametrize("item, listener, good, bad, span", [
+    (WATCHERS, READER, "Watchers is a 1996 Koontz book from Berkley, after The Chamber.",
+     "Watchers is one of Koontz's scariest, a 1996 Berkley pick after The Chamber.", "one of"),
+    (WATCHERS, READER, "Watchers, a 1996 Koontz, suits a reader of The Chamber.",
+     "Watchers drew a huge readership, a 1996 Koontz after The Chamber.", "readership"),
+    (WATCHERS, READER, "As a Grisham reader, you may like Koontz's Watchers, a 1996 Berkley book.",
+     "As a grandmother of four, you may like Koontz's Watchers, a 1996 Berkley book.", "grandmother"),
+    (LANTERNA, LATIN_FAN, "Lanterna Dos Afogados brings Latin from Os Paralamas Do Sucesso to a U2 fan.",
+     "Lanterna Dos Afogados packs in sitar and tabla, Latin for a U2 fan.", "sitar"),
+])
+def test_fame_rank_identity_and_instrument_families(item, listener, good, bad, span, index):
+    passes(good, item, listener, index)
+    fails(bad, item, listener, index, span)

@@ -65,6 +65,9 @@ _RANKED = re.compile(r"(?:\bthe|['’]s|\x00|\b(?:their|his|her|its))\s+(?:(?:ve
                      r"(?:songs?|tracks?|cuts?|albums?|records?|singles?|novels?|books?|reads?|shows?|podcasts?|"
                      r"episodes?|works?|releases?|stor(?:y|ies)|hits?|numbers?|pieces?|moments?|entr(?:y|ies))\b",
                      re.IGNORECASE)
+# "one of Koontz's scariest", "one of the best": a ranking without a work noun after it
+_ONE_OF = re.compile(r"\bone\s+of\s+(?:the|\S*['’]s|\x00+|their|his|her|its)\s+(?:\x00+['’]?s?\s+)?"
+                     r"([a-z]{2,}est|best|worst|most\s+[a-z-]+|least\s+[a-z-]+)\b", re.IGNORECASE)
 # "in a single afternoon", "in two days", "over one weekend": when or how fast it was made
 _MADE_IN = re.compile(r"\b(?:in|over|within|during)\s+(?:just\s+|only\s+)?(?:a\s+single|one|a|two|three|four|five|"
                       r"a\s+few|a\s+couple\s+of)\s+(?:afternoons?|mornings?|nights?|evenings?|days?|weeks?|"
@@ -92,10 +95,13 @@ def check_subject_claims(text: str, free: str, toks: list[Tok], allowed, plain: 
         span_end = m.end() + len(rest) - len(rest.lstrip()) + len(" ".join(words))
         claims.bad(f'unsupported subject claim "{quote(text, m.start(), min(len(text), span_end), 4)}" '
                    "(the item's facts hold no plot, setting or topic)")
-    for m in _RANKED.finditer(free):
+    ranked: list[tuple[int, int]] = []
+    for m in (*_RANKED.finditer(free), *_ONE_OF.finditer(free)):
         word = m.group(1).lower()
-        if word in _NOT_SUPERLATIVE or _of_listener(free, m.start()):
+        if word in _NOT_SUPERLATIVE or _of_listener(free, m.start()) \
+                or any(a < m.end() and m.start() < b for a, b in ranked):
             continue
+        ranked.append(m.span())
         claims.bad(f'unsupported ranking claim "{quote(text, *m.span())}" (the catalog does not rank an item '
                    "among its creator's works)")
     for m in _MADE_IN.finditer(free):

@@ -9,6 +9,8 @@
   "when", "while", "if") or at the start of a sentence is an invented habit.
 * "as you near 30", "now that you're turning forty", "your 40th birthday": an
   exact age, which the record never holds (only a band).
+* "As a grandmother of four, you ...": who the listener is (a job, family, trait);
+  a listener role ("As a rock fan, you") passes.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ _YOU_VERB = re.compile(r"(?:^|[.;:!?]\s*|\b(?:since|as|because|now\s+that|when|w
                        re.IGNORECASE)
 
 
+# "As a grandmother of four, you ...", "As a nurse, you ...": who the listener is, which
+# the record never says. A listener role ("As a rock fan, you") is no such claim.
+_AS_A = re.compile(r"\bas\s+(?:a|an)\s+((?:[a-z-]+\s+){0,3}?[a-z-]+)\s*,\s*(?:you|your)\b", re.IGNORECASE)
+_ROLES_OK = frozenset("""reader readers listener listeners fan fans lover lovers devotee admirer follower
+enthusiast buff aficionado newcomer regular""".split())
+
+
 @lru_cache(maxsize=1)
 def _allowed_verbs() -> frozenset[str]:
     return frozenset(w.lower() for line in read_sections("grounding_listener_cues.txt").get("you_verb", ())
@@ -49,6 +58,10 @@ def check_listener_acts(text: str, free: str, claims: Claims) -> None:
         for m in rx.finditer(free):
             claims.bad(f'exact age "{quote(text, *m.span())}" not supported (the listener record holds an age '
                        "band at most)")
+    for m in _AS_A.finditer(free):
+        if not set(m.group(1).lower().split()) & _ROLES_OK:
+            claims.bad(f'invented listener fact "{quote(text, *m.span())}" (the listener record holds no job, '
+                       "family or trait)")
     verbs = _allowed_verbs()
     if not verbs:
         return
