@@ -48,7 +48,7 @@ EMBED_BACKEND = "onnx-int8"  # curation.embed's measured default (2.1x torch, co
 EMBED_CHUNK = 5000
 COLLAB_DIM = {"music": 32, "podcast": 16, "book": 64}
 # Chosen by `measure_fusion` on the tuning half of the listeners (see the module docstring).
-FUSION_WEIGHT = {"music": 0.25, "podcast": 0.25, "book": 0.25}
+FUSION_WEIGHT = {"music": 0.25, "podcast": 0.25, "book": 0.5}
 
 
 # --------------------------------------------------------------------------- catalog
@@ -250,15 +250,21 @@ def knn_next_item(vectors: np.ndarray, item_ids: list[str], fit: pd.DataFrame, t
     pos = {iid: i for i, iid in enumerate(item_ids)}
     by_listener = fit.groupby("listener_id")["item_id"].agg(list)
     tiebreak = metrics.tie_order(len(item_ids))
-    recs, gold = [], []
+    work = []
     for lid, target in zip(targets["listener_id"], targets["item_id"]):
         hist = [pos[i] for i in by_listener.get(lid, []) if i in pos]
-        if not hist:
-            continue
-        scores = vectors @ vectors[hist].mean(axis=0)
-        top = metrics.top_k(scores, k, exclude=hist, tiebreak=tiebreak)
-        recs.append([item_ids[j] for j in top])
-        gold.append(target)
+        if hist:
+            work.append((hist, target))
+    recs, gold = [], []
+    batch = 64  # one matrix product per 64 listeners: (items x d) @ (d x 64)
+    for start in range(0, len(work), batch):
+        chunk = work[start:start + batch]
+        profiles = np.stack([vectors[h].mean(axis=0) for h, _ in chunk], axis=1)
+        scores = vectors @ profiles
+        for j, (hist, target) in enumerate(chunk):
+            top = metrics.top_k(scores[:, j], k, exclude=hist, tiebreak=tiebreak)
+            recs.append([item_ids[i] for i in top])
+            gold.append(target)
     out = {name: est.to_dict() for name, est in metrics.evaluate_lists(recs, gold, k).items()}
     out["listeners"] = len(gold)
     return out
@@ -301,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--types", default="music,podcast")
     f = sub.add_parser("fusion", help="choose the fusion weight by held-out next-item kNN")
     f.add_argument("--types", default="music,podcast")
+    f.add_argument("--weights", default="0,0.25,0.5,1,2,collab",
+                   help="fusion weights to try; 'collab' = collaborative part alone")
     args = ap.parse_args(argv)
     types = [t.strip() for t in args.types.split(",") if t.strip()]
     if args.cmd == "embed":
@@ -315,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
 
         emb = make_embedder()
         for t in types:
-            rows = measure_fusion(t, embedder=emb)
+            weights = tuple(None if w.strip() == "collab" else float(w) for w in args.weights.split(","))
+            rows = measure_fusion(t, weights=weights, embedder=emb)
             chosen = rows.pop("chosen")
             print(f"{t}: chosen weight {chosen} (by validation NDCG@10); kNN over the mean of the "
                   f"listener's items, full ranking", flush=True)
