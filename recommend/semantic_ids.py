@@ -59,8 +59,8 @@ LETTERS = "abcdefgh"
 #     0.047 -> 0.031: lift 20x -> 28x), reconstruction cosine at level 3 0.774 -> 0.759;
 #   podcasts 2x16: collision 0.857 -> 0.656, max bucket 8 -> 5, sharing c1 0.591 -> 0.532
 #     (random 0.073 -> 0.060), reconstruction 0.711 -> 0.705;
-#   books 3x256: collision 0.190 -> 0.128, max bucket 45 -> 55 (identical title/author/
-#     publisher texts), entropy/log2 K 0.98/0.96/0.94 -> 1.00, sharing c1 0.450 -> 0.393
+#   books 3x256: collision 0.190 -> 0.128, max bucket 45 -> 55 (a prolific author: 55
+#     Barbara Cartland novels), entropy/log2 K 0.98/0.96/0.94 -> 1.00, sharing c1 0.450 -> 0.393
 #     (random 0.005 -> 0.004), reconstruction 0.697 -> 0.692.
 # Fewer colliding items (the de-dup digit is the part a model cannot infer from content)
 # for a small loss in reconstruction, so balanced is the default. Music collisions are
