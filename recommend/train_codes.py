@@ -186,7 +186,7 @@ def train(config: CodeTrainConfig, rows: list[dict[str, Any]], *, model=None, to
     for variant "codes" `table` (and `items`, for the title-based row init) are needed."""
     import torch
 
-    from finetune.data import tokenize_example
+    from linernotes.chat_tokens import tokenize_example
     from recommend.code_tokens import add_code_tokens, code_lora_model, titles_by_code_token
 
     config.check()

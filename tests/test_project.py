@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_design_card_layout():
-    for name in ("notebooks", "curation", "synth", "finetune", "serve", "tests"):
+    for name in ("notebooks", "curation", "synth", "recommend", "finetune", "serve", "tests"):
         assert (ROOT / name).is_dir(), name
     for name in ("environment.yml", "README.md", "pyproject.toml", ".ci/run"):
         assert (ROOT / name).is_file(), name
@@ -38,8 +38,8 @@ def test_ci_runs_the_readme_test_command():
 
 def test_importing_packages_loads_no_heavy_modules():
     code = ("import sys, linernotes, linernotes.cli, linernotes.records, linernotes.config, "
-            "linernotes.runs, linernotes.domain.prompts, linernotes.domain.gates, synth.cache, synth.backends, curation, finetune, serve\n"
-            "heavy = [m for m in ('torch', 'vllm', 'unsloth', 'transformers') if m in sys.modules]\n"
+            "linernotes.runs, linernotes.domain.prompts, linernotes.domain.gates, synth.cache, synth.backends, curation, recommend, finetune, serve\n"
+            "heavy = [m for m in ('torch', 'vllm', 'unsloth', 'transformers', 'implicit', 'ray') if m in sys.modules]\n"
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -60,7 +60,7 @@ def test_offline_hub_switch_is_set_in_one_place():
     pattern = re.compile(r"""setdefault\(\s*["'](HF_HUB_OFFLINE|TRANSFORMERS_OFFLINE|HF_DATASETS_OFFLINE)|"""
                          r"""["'](HF_HUB_OFFLINE|TRANSFORMERS_OFFLINE)["']\s*:\s*["']1""")
     offenders = []
-    for folder in ("linernotes", "synth", "curation", "finetune", "serve", "notebooks", "bench"):
+    for folder in ("linernotes", "synth", "curation", "recommend", "finetune", "serve", "notebooks", "bench"):
         for path in (ROOT / folder).rglob("*.py"):
             if path == ROOT / "linernotes" / "paths.py" or path.parent.name == "services":
                 continue  # paths.py is the switch; services/ spell out their child processes' env
@@ -68,6 +68,10 @@ def test_offline_hub_switch_is_set_in_one_place():
                 if pattern.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{n}")
     assert not offenders, offenders
+
+
+# The rooms, lowest first: a room may import the rooms before it, never one after it.
+LAYERS = ("linernotes", "synth", "curation", "recommend", "finetune", "serve")
 
 
 def _import_graph() -> dict[str, dict[str, str]]:
@@ -78,7 +82,7 @@ def _import_graph() -> dict[str, dict[str, str]]:
     import ast
 
     files = {}
-    for folder in ("linernotes", "synth", "curation", "finetune", "serve"):
+    for folder in LAYERS:
         for path in sorted((ROOT / folder).rglob("*.py")):
             parts = path.relative_to(ROOT).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -149,3 +153,13 @@ def test_no_import_cycles():
     report = [" <-> ".join(c) + ": " + ", ".join(f"{a} -> {b} ({graph[a][b]})" for a in c for b in graph[a]
                                                   if b in c) for c in cycles]
     assert not cycles, "\n".join(report)
+
+
+def test_rooms_import_only_the_rooms_below_them():
+    """synth <- curation <- recommend <- finetune <- serve (ARCHITECTURE.md). linernotes/ is left
+    out as an importer: it holds the entry points (cli, demo, devset_eval), which reach every room
+    from inside functions."""
+    rank = {room: n for n, room in enumerate(LAYERS)}
+    upward = [f"{a} -> {b} ({where})" for a, edges in _import_graph().items() for b, where in edges.items()
+              if a.split(".")[0] != "linernotes" and rank[b.split(".")[0]] > rank[a.split(".")[0]]]
+    assert not upward, "\n".join(upward)
