@@ -165,3 +165,10 @@ def test_history_creators_take_is_a_relation(index):
 def test_fame_rank_identity_and_instrument_families(item, listener, good, bad, span, index):
     passes(good, item, listener, index)
     fails(bad, item, listener, index, span)
+
+
+def test_a_genre_word_beside_an_allowed_name_is_no_unknown_name(index):
+    passes("Lanterna Dos Afogados is Latin from the Arquivo collection, for a U2 fan.", LANTERNA, LATIN_FAN, index)
+    # an unknown word still makes an unknown name
+    fails("Lanterna Dos Afogados is Latin from the Arquivo Zorblax Sessions, for a U2 fan.", LANTERNA, LATIN_FAN,
+          index, "Zorblax")

@@ -235,7 +235,7 @@ def check_names(text: str, toks: list[Tok], allowed: Allowed, index: CatalogInde
                     claims.ok()  # "John Toole" for John Kennedy Toole: a middle name dropped
                     claims.mentions.append((toks.index(group[0]), toks.index(group[-1]) + 1, short))
                 elif len(caps) >= 2 and any(unknown_word(t) for t in caps) and not _allowed_list(group, allowed, text) \
-                        and not _clause_gap(group, unknown_word):
+                        and not _clause_gap(group, unknown_word) and not _genre_and_allowed(caps, allowed, plain):
                     claims.bad(_unknown_name(_span_text(text, group), index))
                 else:
                     for t in group:
@@ -332,6 +332,13 @@ def _allowed_list(group: list[Tok], allowed: Allowed, text: str = "") -> bool:
                                          or re.search(r"['’]s$", t.text)):
             parts.append([])
     return len(parts) >= 2 and all(p and all(k in allowed.tokens for k in p) for p in parts)
+
+
+def _genre_and_allowed(caps: list[Tok], allowed: Allowed, plain: frozenset[str]) -> bool:
+    """"Latin from the Arquivo collection": a capitalised genre or common word next to
+    words of an allowed name is a description of that name, not one unknown name (every
+    capitalised word is plain or allowed, and at least one is plain)."""
+    return all(t.key in plain or t.key in allowed.tokens for t in caps) and any(t.key in plain for t in caps)
 
 
 def _in_allowed(j: int, matches: list[tuple[int, int, str, int]]) -> bool:
