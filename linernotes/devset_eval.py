@@ -1,7 +1,7 @@
 """Score the gates on a hand-written dev set (devsets/<name>/{dev,dev2,holdout}.jsonl).
 
-    python -m linernotes.devset_eval grounding --split dev|dev2|holdout|all [--show N] [--json PATH]
-                                               [--catalog DIR]
+    python -m linernotes.devset_eval grounding --split dev|dev2|holdout|holdout2|holdout3|all
+                                               [--show N] [--json PATH] [--catalog DIR]
 
 Each row names an item and a listener of the ingested catalog, a note, the gate it is
 scored against (`gate`) and whether that gate should pass or fail it (`expect`). The
@@ -17,10 +17,11 @@ the catalog is reported (file, line, field) and skipped, not fatal.
 The gate engineer can call `load_rows`, `resolve`, `score` and `format_report` from
 Python with any judge: `judge(row, item, listener) -> {gate name: GateResult | dict}`.
 
-The rule of the set (changed 2026-12-04): `dev`, `dev2` and `holdout` are tuning splits
-(holdout became one on 2026-12-04, after its misses were read); `holdout2` is the reported,
-never-tuned split. Like holdout, holdout2 prints no misclassified rows unless `--show` is
-given, so a tuning run never shows its notes. A split whose file does not exist
+The rule of the set (changed 2026-12-04): `dev`, `dev2`, `holdout` and `holdout2` are tuning
+splits (holdout became one on 2026-12-04, after its misses were read; holdout2 became one on
+2026-12-04, second round); `holdout3` is the reported, never-tuned split. Like holdout and
+holdout2, holdout3 prints no misclassified rows unless `--show` is given, so a tuning run never
+shows its notes. A split whose file does not exist
 yet is skipped with a note under `--split all` (naming it alone reports the missing file).
 """
 
@@ -37,12 +38,13 @@ from typing import Any
 from linernotes.records import Item, Listener
 
 DEVSETS_DIR = Path(__file__).resolve().parent.parent / "devsets"
-# dev, dev2 and holdout are tuning splits; holdout2 is the reported never-tuned one
-# (devsets/grounding/README.md; holdout became a tuning split on 2026-12-04).
-SPLITS = ("dev", "dev2", "holdout", "holdout2")
-# Splits whose misclassified rows are not printed unless asked (--show N): holdout2, the reported
-# split, so a tuning run never shows its notes; holdout keeps its old quiet default.
-QUIET_SPLITS = ("holdout", "holdout2")
+# dev, dev2, holdout and holdout2 are tuning splits; holdout3 is the reported never-tuned one
+# (devsets/grounding/README.md; holdout became a tuning split on 2026-12-04, holdout2 on
+# 2026-12-04, second round).
+SPLITS = ("dev", "dev2", "holdout", "holdout2", "holdout3")
+# Splits whose misclassified rows are not printed unless asked (--show N): holdout3, the reported
+# split, so a tuning run never shows its notes; holdout and holdout2 keep their old quiet default.
+QUIET_SPLITS = ("holdout", "holdout2", "holdout3")
 EXPECTS = ("pass", "fail")
 GATES = ("grounding", "usefulness", "safety")
 PASS_CLASSES = ("grounded", "grounded_tricky", "useful")
@@ -301,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=(*SPLITS, "all"), default="dev")
     ap.add_argument("--show", type=int, default=None,
                     help="misclassified rows to print per split (default: 10 for the tuning splits, 0 for "
-                         "holdout and holdout2 (holdout2 is the reported never-tuned split: tuning runs must not read its rows)")
+                         "holdout, holdout2 and holdout3 (holdout3 is the reported never-tuned split: "
+                         "tuning runs must not read its rows)")
     ap.add_argument("--json", dest="json_path", help="write the numbers here")
     ap.add_argument("--catalog", help="ingested catalog folder (default: LINERNOTES_HOME/catalog)")
     ap.add_argument("--root", help="folder holding the split files (default: devsets/<name>)")

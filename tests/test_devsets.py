@@ -14,18 +14,30 @@ from linernotes.devset_eval import (
 from linernotes.records import GateResult, HistoryEntry, Item, Listener
 
 GROUNDING = DEVSETS_DIR / "grounding"
-SPLITS = ("dev", "dev2", "holdout", "holdout2")
+SPLITS = ("dev", "dev2", "holdout", "holdout2", "holdout3")
+# holdout3 is being written (2026-12-04, second round): until its file exists its tests skip.
+BEING_WRITTEN = ("holdout3",)
 # Minimum rows per split, and per class per split. dev2 was written to weight the classes the
 # claim-level gate missed on holdout, so it has its own floors and no wrong_entity/near_name/number rows.
-# holdout2 mirrors the hidden review set (grounding only: no useful/vacuous rows).
-MIN_ROWS = {"dev": 200, "dev2": 180, "holdout": 120, "holdout2": 150}
+# holdout2 and holdout3 mirror the hidden review set (grounding only: no useful/vacuous rows).
+MIN_ROWS = {"dev": 200, "dev2": 180, "holdout": 120, "holdout2": 150, "holdout3": 120}
 MIN_PER_CLASS = {
     "dev": {c: 8 for c in CLASSES},
     "holdout": {c: 5 for c in CLASSES},
     "holdout2": {c: 5 for c in CLASSES if c not in ("useful", "vacuous")},
+    "holdout3": {c: 5 for c in CLASSES if c not in ("useful", "vacuous")},
     "dev2": {"unsupported_claim": 35, "listener_claim": 25, "listener_fact_moved": 25, "relation": 15,
              "grounded_tricky": 30, "grounded": 15, "useful": 5, "vacuous": 5},
 }
+
+
+def _present() -> tuple[str, ...]:
+    return tuple(sp for sp in SPLITS if sp not in BEING_WRITTEN or (GROUNDING / f"{sp}.jsonl").exists())
+
+
+def _skip_if_being_written(split: str) -> None:
+    if split not in _present():
+        pytest.skip(f"{split}.jsonl is still being written")
 
 
 def _raw(split: str) -> list[dict]:
@@ -35,6 +47,7 @@ def _raw(split: str) -> list[dict]:
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_every_row_is_valid_and_its_span_is_in_the_note(split):
+    _skip_if_being_written(split)
     rows, problems = load_rows("grounding", split)
     assert problems == []
     raw = _raw(split)
@@ -49,6 +62,7 @@ def test_every_row_is_valid_and_its_span_is_in_the_note(split):
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_class_counts_meet_the_minimums_and_the_pass_share_is_near_40_percent(split):
+    _skip_if_being_written(split)
     rows, _ = load_rows("grounding", split)
     counts = Counter(r["class"] for r in rows)
     for cls, least in MIN_PER_CLASS[split].items():
@@ -61,18 +75,19 @@ def test_class_counts_meet_the_minimums_and_the_pass_share_is_near_40_percent(sp
 
 def test_splits_share_no_item():
     # item ids only: whoever tunes on dev/dev2 must not read holdout notes
-    items = {sp: {r["item_id"] for r in _raw(sp)} for sp in SPLITS}
-    for i, a in enumerate(SPLITS):
+    present = _present()
+    items = {sp: {r["item_id"] for r in _raw(sp)} for sp in present}
+    for i, a in enumerate(present):
         assert items[a], a
-        for b in SPLITS[i + 1:]:
+        for b in present[i + 1:]:
             assert items[a].isdisjoint(items[b]), (a, b, sorted(items[a] & items[b]))
 
 
 def test_all_means_every_split_and_rows_say_their_split():
     rows, problems = load_rows("grounding", "all")
     assert problems == []
-    assert {r["split"] for r in rows} == set(SPLITS)
-    assert len(rows) == sum(len(_raw(sp)) for sp in SPLITS)
+    assert {r["split"] for r in rows} == set(_present())
+    assert len(rows) == sum(len(_raw(sp)) for sp in _present())
 
 
 def _catalog_ids():
@@ -91,7 +106,7 @@ def _catalog_ids():
 
 def test_rows_reference_catalog_ids_of_matching_type():
     items, listeners = _catalog_ids()
-    for split in SPLITS:
+    for split in _present():
         for r in _raw(split):
             assert r["item_id"] in items, (r["id"], r["item_id"])
             assert r["listener_id"] in listeners, (r["id"], r["listener_id"])
