@@ -4,6 +4,8 @@
                                             response_format/json_schema passed on)
     /v1/models                              the one served model name
     /v1/explain                             domain route: item + listener -> gated liner note
+    /v1/recommend                           listener -> top-K items (codes from a second engine,
+                                            serve.recommend), each with a gated note
     /health                                 open; 200 once the engine answers
     /metrics                                Prometheus text; needs a key unless --metrics-open
 
@@ -44,8 +46,8 @@ from serve.limits import Admission, BodyTooLarge, Overloaded, bearer_token, key_
 from serve.openai_fields import DROPPED_HEADER, FieldError, engine_body
 from serve.settings import ServeSettings
 
-ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/explain", "/health",
-          "/metrics")
+ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/explain", "/v1/recommend",
+          "/health", "/metrics")
 CLIENT_CLOSED = 499  # nginx's "client closed request": recorded in metrics, never sent
 MAX_TOKENS_HEADER = "x-linernotes-max-tokens"
 
@@ -79,6 +81,7 @@ class EndpointState:
     engine_key: str
     engine_kind: str = "llamacpp"
     explainer: Any = None  # serve.explain.Explainer
+    recommender: Any = None  # serve.recommend.RecommendService; None: no --recommend-model
     transport: httpx.AsyncBaseTransport | None = None  # tests: a stand-in engine
     admission: Admission | None = None
     metrics: metrics_mod.Metrics | None = None
@@ -457,6 +460,47 @@ async def explain(request: Request) -> Response:
     return JSONResponse(result, headers={MAX_TOKENS_HEADER: str(max_tokens)})
 
 
+async def recommend(request: Request) -> Response:
+    """/v1/recommend: the body is serve.recommend's; here only the HTTP concerns (auth is Guard's)."""
+    from serve.recommend import FLAG, RecommendError
+
+    state = _state(request)
+    deadline = time.monotonic() + state.settings.request_timeout_s
+    try:
+        body = await read_json(request, state.settings.max_body_bytes)
+        if state.recommender is None:
+            raise _Refusal(error(409, f"no recommend model on this endpoint: start it with {FLAG} "
+                                      "<export folder of `python -m finetune.export.codes`>",
+                                 code="no_recommend_model"))
+        try:
+            req = state.recommender.parse(body)
+        except RecommendError as exc:
+            raise _Refusal(error(exc.status, str(exc), code=exc.code)) from None
+        ticket = await admit(state, deadline)
+    except _Refusal as refusal:
+        return refusal.response
+    t_admitted = time.monotonic()
+    try:
+        async def call():
+            with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                return await state.recommender.run(req, state.upstream)
+
+        result = await until_disconnect(request.receive, call)
+    except ClientGone:
+        request.scope["linernotes.status"] = CLIENT_CLOSED
+        return Response(status_code=204)
+    except TimeoutError:
+        return error(504, f"no answer within {state.settings.request_timeout_s:.0f}s", "timeout", "timeout")
+    except RecommendError as exc:
+        return error(exc.status, str(exc), "engine_error" if exc.status >= 500 else "invalid_request_error", exc.code)
+    except (httpx.HTTPError, RuntimeError) as exc:  # serve.recommend's EngineError is a RuntimeError
+        return error(502, f"engine error: {type(exc).__name__}: {str(exc)[:300]}", "engine_error", "bad_gateway")
+    finally:
+        ticket.release()
+        state.admission.record_duration(time.monotonic() - t_admitted)
+    return JSONResponse(result)
+
+
 async def health(request: Request) -> Response:
     state = _state(request)
     try:
@@ -468,7 +512,8 @@ async def health(request: Request) -> Response:
                          "model": state.settings.served_name, "slots": adm.slots,
                          "queue_size": adm.queue_size, "in_flight": adm.active,
                          "queue_depth": adm.waiting,
-                         "catalog": bool(state.explainer and state.explainer.catalog)},
+                         "catalog": bool(state.explainer and state.explainer.catalog),
+                         "recommend": state.recommender.item_type if state.recommender else None},
                         status_code=200 if ok else 503)
 
 
@@ -504,12 +549,15 @@ def build_app(state: EndpointState):
                                      timeout=httpx.Timeout(None, connect=10.0), limits=limits) as client:
             state.upstream = client
             yield
+            if state.recommender is not None:
+                await state.recommender.recommender.aclose()
 
     app = Starlette(routes=[
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/explain", explain, methods=["POST"]),
+        Route("/v1/recommend", recommend, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),
     ], lifespan=lifespan)

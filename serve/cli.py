@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="no catalog: /v1/explain takes inline item/listener objects only")
     p.add_argument("--metrics-open", action="store_true",
                    help="serve /metrics without a key (default: key required)")
+    p.add_argument("--recommend-model", default=None,
+                   help="code-model export folder (python -m finetune.export.codes): enables /v1/recommend "
+                        "on a second llama.cpp engine")
     p.add_argument(ALLOW_FLAG, action="store_true", dest="allow_ungated",
                    help="serve a fine-tune export even if its export gate failed or was skipped")
 
@@ -78,6 +81,16 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     if verdict is not None and not verdict.servable:  # allowed by the flag: say so loudly
         print(f"serve: WARNING serving an ungated export ({ALLOW_FLAG}): {verdict.detail}",
               file=sys.stderr, flush=True)
+    recommend_model = None
+    if getattr(args, "recommend_model", None):
+        recommend_model = Path(args.recommend_model).expanduser().resolve()
+        if not (recommend_model / "manifest.json").is_file():
+            raise FileNotFoundError(f"--recommend-model {recommend_model}: no manifest.json (a folder written "
+                                    "by `python -m finetune.export.codes`)")
+        rec_verdict = require_gated(recommend_model, engine="llamacpp", allow_ungated=args.allow_ungated)
+        if rec_verdict is not None and not rec_verdict.servable:
+            print(f"serve: WARNING serving an ungated recommend model ({ALLOW_FLAG}): {rec_verdict.detail}",
+                  file=sys.stderr, flush=True)
     if args.no_catalog:
         catalog = None
     elif args.catalog:
@@ -100,7 +113,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         max_tokens_cap=args.max_tokens_cap, request_timeout_s=args.request_timeout_s,
         engine_threads=args.engine_threads, ctx_per_slot=args.ctx_per_slot,
         engine_cache_ram_mib=args.engine_cache_ram_mib, catalog_dir=catalog,
-        metrics_open=args.metrics_open, allow_ungated=args.allow_ungated)
+        metrics_open=args.metrics_open, allow_ungated=args.allow_ungated, recommend_model=recommend_model)
 
 
 def run_from_args(args: argparse.Namespace) -> int:

@@ -65,7 +65,8 @@ def start_endpoint(model_path: str | Path | None = None, port: int | None = None
                    max_tokens_cap: int = 512, request_timeout_s: float = 120.0,
                    engine: str = "auto", metrics_open: bool = False, host: str = "127.0.0.1",
                    extra_args: list[str] | None = None, timeout_s: float = 300.0,
-                   detach: bool = False, allow_ungated: bool = False) -> EndpointHandle:
+                   detach: bool = False, allow_ungated: bool = False,
+                   recommend_model: str | Path | None = None) -> EndpointHandle:
     """Start `linernotes serve` in a subprocess and wait until /health is 200.
 
     api_keys None: one random key (handle.api_key). catalog_dir True: the ingested
@@ -75,11 +76,15 @@ def start_endpoint(model_path: str | Path | None = None, port: int | None = None
     `kill -- -<pid>` (it runs in its own process group). A fine-tune export whose
     export gate failed or was skipped raises serve.gate_check.UngatedModel here, before
     anything starts, unless allow_ungated=True (the child then gets --allow-ungated).
+    recommend_model: a code-model export folder (finetune.export.codes) for /v1/recommend,
+    gated the same way.
     """
     from linernotes import paths
     from linernotes.services.process import ServerProcess, free_port
 
     require_gated(model_path, engine=engine, allow_ungated=allow_ungated)
+    if recommend_model is not None:
+        require_gated(recommend_model, engine="llamacpp", allow_ungated=allow_ungated)
     keys = list(api_keys) if api_keys else [secrets.token_urlsafe(24)]
     port = port or free_port(host)
     cmd = [sys.executable, "-m", "serve", "--host", host, "--port", str(port),
@@ -98,6 +103,8 @@ def start_endpoint(model_path: str | Path | None = None, port: int | None = None
         cmd += ["--catalog", str(catalog_dir)]
     if metrics_open:
         cmd.append("--metrics-open")
+    if recommend_model is not None:
+        cmd += ["--recommend-model", str(Path(recommend_model).resolve())]
     if allow_ungated:
         cmd.append(ALLOW_FLAG)
     cmd += list(extra_args or [])

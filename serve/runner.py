@@ -42,7 +42,11 @@ def run_endpoint(settings: ServeSettings, *, engine_start_timeout_s: float = 300
         loader = threading.Thread(target=load_catalog, daemon=True)
         loader.start()
     t0 = time.monotonic()
+    rec_engine = None
     try:
+        if settings.recommend_model is not None:  # /v1/recommend: the code model on its own llama.cpp
+            from serve.recommend import start_code_engine
+            rec_engine = start_code_engine(settings, timeout_s=engine_start_timeout_s, log=_log)
         engine.start(timeout_s=engine_start_timeout_s)
         _log(f"engine ready in {time.monotonic() - t0:.1f}s at {engine.base_url} (log {engine.process.log_path})")
         if loader is not None:
@@ -56,6 +60,9 @@ def run_endpoint(settings: ServeSettings, *, engine_start_timeout_s: float = 300
                               engine_kind=engine.kind,
                               explainer=Explainer(catalog_box.get("view")))
         state.explainer.warm_up()
+        if rec_engine is not None:
+            from serve.recommend import recommend_service
+            state.recommender = recommend_service(settings, rec_engine, state.explainer, log=_log)
         app = build_app(state)
         _log(f"serving {settings.served_name!r} on http://{settings.host}:{settings.port}/v1 "
              f"({len(settings.api_keys)} key(s); slots {settings.slots}, queue {settings.queue_size}, "
@@ -65,6 +72,8 @@ def run_endpoint(settings: ServeSettings, *, engine_start_timeout_s: float = 300
         uvicorn.Server(config).run()
     finally:
         engine.stop()
+        if rec_engine is not None:
+            rec_engine.stop()
         _log("engine stopped")
     return 0
 

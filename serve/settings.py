@@ -47,6 +47,9 @@ class ServeSettings:
     metrics_open: bool = False  # True: /metrics without a key (for a local Prometheus scraper)
     explain_max_tokens: int = 128
     allow_ungated: bool = False  # True: a fine-tune export served although its gate did not pass
+    # /v1/recommend: a `python -m finetune.export.codes` folder, served by a second llama.cpp
+    # engine; None: no recommend route (the main engine is the same either way)
+    recommend_model: Path | None = None
 
     def __post_init__(self) -> None:
         if self.slots < 1:
