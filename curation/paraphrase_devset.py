@@ -20,10 +20,11 @@ from typing import Any
 from linernotes.records import Item, Listener
 
 DEVSET_DIR = Path(__file__).resolve().parent.parent / "devsets" / "paraphrase"
-# dev and holdout are tuning splits (holdout since 2026-12-04, after its misclassifications
-# were read); holdout2 is the reported split: scored, never read while tuning.
-TUNING_SPLITS = ("dev", "holdout")
-REPORTED_SPLITS = ("holdout2",)
+# dev, holdout and holdout2 are tuning splits (holdout and then holdout2 since 2026-12-04,
+# after their misclassifications were read); holdout3 is the reported split: scored, never
+# read while tuning.
+TUNING_SPLITS = ("dev", "holdout", "holdout2")
+REPORTED_SPLITS = ("holdout3",)
 SPLITS = TUNING_SPLITS + REPORTED_SPLITS
 
 DUPLICATE_CLASSES = ("surface_edit", "paraphrase")
@@ -68,7 +69,7 @@ def parse_source(text: str, split: str) -> list[dict[str, Any]]:
 
 
 def has_split(split: str, folder: Path = DEVSET_DIR) -> bool:
-    """Whether the split's converted pairs exist (holdout2 may not be written yet)."""
+    """Whether the split's converted pairs exist (holdout3 may not be written yet)."""
     return (folder / f"{split}.jsonl").exists()
 
 
@@ -82,8 +83,8 @@ def build_jsonl(split: str, folder: Path = DEVSET_DIR) -> Path:
 
 
 def load_pairs(split: str = "all", folder: Path = DEVSET_DIR) -> list[dict[str, Any]]:
-    """Pairs of one split, of "tuning" (dev + holdout) or of "all" (every split whose
-    file exists; a missing holdout2 is skipped, a missing named split is an error)."""
+    """Pairs of one split, of "tuning" (dev + holdout + holdout2) or of "all" (every
+    split whose file exists; a missing holdout3 is skipped, a missing named split is an error)."""
     if split == "all":
         splits = tuple(s for s in SPLITS if has_split(s, folder))
     elif split == "tuning":
@@ -138,7 +139,7 @@ def resolve_records(pairs: list[dict[str, Any]], catalog_dir: Path | None = None
 
 
 def build_all(folder: Path = DEVSET_DIR) -> list[Path]:
-    """Convert every split whose hand-written .txt exists (holdout2 only once written)."""
+    """Convert every split whose hand-written .txt exists (holdout3 only once written)."""
     return [build_jsonl(s, folder) for s in SPLITS if (folder / f"{s}.txt").exists()]
 
 

@@ -1,7 +1,7 @@
 """Dedupe precision / recall on the hand-written paraphrase pairs (devsets/paraphrase/).
 
-    python -m curation.paraphrase_eval --split dev|holdout|tuning|holdout2|all [--show N]
-    python -m curation.paraphrase_eval --sweep          # dev + holdout: how the thresholds were chosen
+    python -m curation.paraphrase_eval --split dev|holdout|holdout2|tuning|holdout3|all [--show N]
+    python -m curation.paraphrase_eval --sweep          # dev + holdout + holdout2: how the thresholds were chosen
     python -m curation.paraphrase_eval --build-jsonl    # <split>.txt (hand-written) -> <split>.jsonl
 
 Every pair is two rows of one frame, each pair its own partition (pairs never meet),
@@ -13,10 +13,10 @@ old rule  the pipeline as configured before claim signatures (claim band off)
 new rule  + same-item pairs with cosine >= claim_threshold whose claim signatures
           match (curation/claim_signature.py)
 
-Splits (devsets/paraphrase/README.md): dev and holdout are tuning splits (holdout since
-2026-12-04); holdout2 is the reported, never-tuned split. Its misclassified pairs are not
-listed unless asked for by name (`--split holdout2 --show N`); `--split all` lists only the
-tuning splits' and skips a holdout2 that is not written yet.
+Splits (devsets/paraphrase/README.md): dev, holdout and holdout2 are tuning splits (holdout
+and holdout2 since 2026-12-04); holdout3 is the reported, never-tuned split. Its misclassified
+pairs are not listed unless asked for by name (`--split holdout3 --show N`); `--split all`
+lists only the tuning splits' and skips a holdout3 that is not written yet.
 """
 
 from __future__ import annotations
@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m curation.paraphrase_eval", description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="dev", choices=(*SPLITS, "tuning", "all"))
     ap.add_argument("--show", type=int, default=None,
-                    help=f"print up to N pairs the new rule gets wrong (default {DEFAULT_SHOW}; 0 for holdout2)")
-    ap.add_argument("--sweep", action="store_true", help="threshold sweep on dev + holdout (never holdout2)")
+                    help=f"print up to N pairs the new rule gets wrong (default {DEFAULT_SHOW}; 0 for holdout3)")
+    ap.add_argument("--sweep", action="store_true", help="threshold sweep on dev + holdout + holdout2 (never holdout3)")
     ap.add_argument("--build-jsonl", action="store_true", help="convert the hand-written .txt sources")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
