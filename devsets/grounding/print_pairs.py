@@ -19,13 +19,15 @@ import json
 from pathlib import Path
 
 GROUNDING = Path(__file__).resolve().parent
-EXISTING_SPLITS = ("dev", "dev2", "holdout")
+EXISTING_SPLITS = ("dev", "dev2", "holdout", "holdout2", "holdout3")
 
 
 def _used_item_ids() -> set[str]:
     used: set[str] = set()
     for split in EXISTING_SPLITS:
         path = GROUNDING / f"{split}.jsonl"
+        if not path.exists():  # a split still being written
+            continue
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 used.add(json.loads(line)["item_id"])
