@@ -27,6 +27,11 @@ Checks, in order (any failure: ExportGateFailed, manifest/gate.json written, no 
      (`recommend.llm_recommender.topk_codes`) equals the top-1 code of the same beam search run
      over llama.cpp `/completion` calls (`engine_topk_codes`); fails below MIN_AGREEMENT.
 
+Measured (runs/recommend-codes-podcast-h8, 6 training steps, final loss 10.5; 12 gate prompts,
+10 beams): F32 agreement 1.00 (top-1 scores within 0.28 nats of HF's), BF16 0.75, Q8_0 0.50. The code
+tokens of so short a run sit in the far tail, where rounding moves a code's total logprob by 1-3
+nats; the gate fails the quantised files rather than serve a ranking that is not the HF one.
+
 The engine-side beam search lives here (`CodeSearch`, `completion_body`, `step_scores`) so the
 gate and the endpoint (`serve.recommend`) run one implementation. One step = one /completion per
 live beam: prompt = token ids (chat prompt + the beam's partial code), n_predict 1, temperature 0,
