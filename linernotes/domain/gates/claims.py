@@ -107,7 +107,8 @@ def check_facts_used(facts_used: Iterable[Any], allowed: Allowed, claims: Claims
             else:
                 claims.bad(f'facts_used entry "{raw}" not found in item/listener facts')
             continue
-        if _fact_value_ok(value, group, allowed, all_values, value_tokens):
+        if _fact_value_ok(value, group, allowed, all_values, value_tokens) or \
+                _fact_parts_ok(value, group, allowed, all_values, value_tokens):
             claims.ok()
         else:
             claims.bad(f'facts_used entry "{raw}" not found in item/listener facts')
@@ -147,6 +148,30 @@ def _fact_value_ok(value: str, group: str | None, allowed: Allowed, all_values: 
         if _contains(key_toks, ct) or (len(key_toks) >= 2 and _contains(ct, key_toks)):
             return True
     return False
+
+
+# "Harlequin Historical / Temptation / Presents titles": one entry listing several
+# history titles by a shared word, with a generic noun for what they are
+_GENERIC_TAIL = re.compile(r"\s+(?:titles?|books?|novels?|tracks?|songs?|shows?|podcasts?|entries|episodes?|"
+                           r"series|albums?)\s*$", re.IGNORECASE)
+
+
+def _fact_parts_ok(value: str, group: str | None, allowed: Allowed, all_values: set[str],
+                   value_tokens: list[list[str]]) -> bool:
+    """Each part of a list-valued entry names a fact: a whole value, or words all in one value."""
+    parts = [p.strip() for p in re.split(r"\s*/\s*|\s*;\s*|,\s*", _GENERIC_TAIL.sub("", value.strip())) if p.strip()]
+    if len(parts) < 2:
+        return False
+    pool = allowed.facts.get(group, set()) if group else all_values
+    pool_tokens = [set(c.split()) for c in pool if c]
+    for part in parts:
+        part = _GENERIC_TAIL.sub("", part)
+        if _fact_value_ok(part, group, allowed, all_values, value_tokens):
+            continue
+        key = name_key(part).split()
+        if not key or not any(set(key) <= ct for ct in pool_tokens):
+            return False
+    return True
 
 
 def _contains(hay: list[str], needle: list[str]) -> bool:

@@ -291,6 +291,10 @@ def _shortened_name(group: list[Tok], allowed: Allowed) -> str | None:
         return None
     for cand in allowed.keys:
         ct = cand.split()
+        if len(ct) > len(keys) and len(ct[0]) == 1 and ct[0] != keys[0]:
+            ct = ct[1:]  # "Scott Peck" for M. Scott Peck: a leading initial dropped
+            if ct == keys:
+                return cand
         if len(ct) <= len(keys) or ct[0] != keys[0] or ct[-1] != keys[-1]:
             continue
         it = iter(ct)

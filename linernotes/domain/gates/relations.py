@@ -48,8 +48,21 @@ _MADE = re.compile(r"^(?:-(?:hosted|penned|written|fronted|led|produced|narrated
                    r"made|delivered|put\s+out|gave\s+us|dropped|authored|hosts|hosted|created|composed|"
                    r"co-wrote|writes)\s+[\"“‘']?)$", re.IGNORECASE)
 _SERIES_BEFORE = re.compile(r"\b(?:in|of|from|to|joins|continues)\s+(?:the\s+)?[\"“]?$", re.IGNORECASE)
-_SERIES_AFTER = re.compile(r"^[\"”]?\s*(?:series|saga|trilogy|sequence|cycle|universe|franchise|books|novels)\b",
+_SERIES_AFTER = re.compile(r"^[\"”]?\s*(?:series|saga|trilogy|sequence|cycle|universe|franchise|books|novels|"
+                           r"editions?|imprint|printing|line)\b",
                            re.IGNORECASE)
+# "a step away from the Silver Brumby books", "a change from the X novels": the history named as
+# what the item differs from, not the item's own series
+_CONTRAST_FROM = re.compile(r"\b(?:away|change|break|departure|shift|switch|detour|respite|rest|pivot|turn|"
+                            r"swerve|leap|jump|move|way|far\s+cry|different|differs)\s+(?:of\s+pace\s+)?from\s+"
+                            r"(?:the\s+|your\s+|those\s+)?[\"“]?$", re.IGNORECASE)
+# "Bachelor Happy Hour with Tim Dillon", "X featuring Y": the person named as the item's host or guest
+_WITH = re.compile(r"^\s+(?:with|featuring|feat\.?|ft\.?|starring|alongside)\s+[\"“]?$", re.IGNORECASE)
+# "pairs Vida Boa with War Pigs", "mix X with Y": two works set side by side, no host claim
+_PAIRING = re.compile(r"\b(?:pair|pairs|paired|pairing|mix|mixes|mixed|match|matches|matched|compare|compares|"
+                      r"compared|combine|combines|blend|blends|follow|follows|put|puts|line\s+up|lines\s+up|"
+                      r"stack|stacks|sandwich|bookend|bookends|alternate|swap|swaps|replace|replaces)\b[^.;!?]{0,60}$",
+                      re.IGNORECASE)
 _HOSTED = re.compile(r"\b(hosted|co-hosted|narrated|presented|read)\s+by\s*[\"“]?$", re.IGNORECASE)
 
 
@@ -64,7 +77,7 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
         before = text[:a_start]
         after = text[a_end:]
         possessive = bool(re.search(r"['’]s?$", toks[e - 1].text)) or (
-            bool(re.match(_POSS_AFTER, after)) and not re.search(r"['‘]$", before))  # 'War Pigs' is a quote
+            bool(re.match(_POSS_AFTER, re.sub(r"^\.(?=['’])", "", after))) and not re.search(r"['‘]$", before))  # 'War Pigs' is a quote
         nxt = ms[idx + 1] if idx + 1 < len(ms) else None
         # "hosted by X", "narrated by X": X must be the item's own host/creator
         hb = _HOSTED.search(before)
@@ -82,6 +95,20 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
                     claims.bad(f"relation {span} does not hold: {_who(srcs)} is not the creator of {_what(srcs2)}")
                 else:
                     claims.ok()
+                continue
+            # "Fafá de Belém's Chão De Estrelas": words of a history title owning the item's work
+            if possessive and srcs and not _entities(srcs, ("title", "collection", "creator", "composer")) & {"item"} \
+                    and "country" not in srcs and _entities(srcs, _WORK) and not _entities(srcs, _CREATOR) \
+                    and "item" in _entities(srcs2, _WORK) and _filler_gap(gap):
+                claims.bad(f"relation {span} does not hold: {_what(srcs)} is not the creator of {_what(srcs2)}")
+                continue
+            # "Bachelor Happy Hour with Tim Dillon": a history name as the item's host or guest
+            if _WITH.match(gap) and "item" in _entities(srcs, _WORK) and "country" not in srcs2 \
+                    and not _entities(srcs2, _WORK + _CREATOR) & {"item"} and not _PAIRING.search(before) \
+                    and _entities(srcs2, _CREATOR + ("title",)) and not re.match(r"^['’]", text[toks[e2 - 1].end:]) \
+                    and _person_like(text[toks[s2].start:toks[e2 - 1].end], srcs2):
+                claims.bad(f"relation {span} does not hold: {_who(srcs2) if _entities(srcs2, _CREATOR) else 'a history name'}"
+                           f" is not this item's host or guest")
                 continue
             # "Vida Boa, Ozzy Osbourne's ...": a work then its owner
             poss2 = bool(re.search(r"['’]s?$", toks[e2 - 1].text)) or bool(
@@ -121,7 +148,8 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
                 continue
         # "an entry in the Green Mile series": the item placed in a history title's series
         works = _entities(srcs, _WORK)
-        if works and "item" not in works and _SERIES_BEFORE.search(before) and _SERIES_AFTER.match(after):
+        if works and "item" not in works and _SERIES_BEFORE.search(before) and _SERIES_AFTER.match(after) \
+                and not _CONTRAST_FROM.search(before):
             claims.bad(f'relation "{quote(text, a_start, a_end + _SERIES_AFTER.match(after).end(), 16)}" '
                        f"does not hold: the series is {_what(srcs)}, not this item's")
             continue
@@ -161,7 +189,17 @@ _OWNED = re.compile(r"^\s+(?:[\w\x00-]+\s+){0,3}?(novel|book|memoir|track|song|t
                     re.IGNORECASE)
 
 
+def _person_like(name: str, srcs: set[str]) -> bool:
+    """A creator, or a run of two or three capitalised words inside a longer history title
+    ("Mina Kimes" of "The Mina Kimes Show featuring Lenny"), not a whole title."""
+    if _entities(srcs, _CREATOR):
+        return True
+    words = name.split()
+    return 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words) and words[0].lower() not in ("the", "a", "an")
+
+
 def _filler_gap(gap: str) -> bool:
+    gap = re.sub(r"^\.(?=['’])", "", gap)  # "R.E.M.'s": the abbreviation's own full stop
     words = re.findall(r"[\w-]+", re.sub(r"^['’]s?", "", gap).lower())
     rest = re.sub(r"[\w\s\-'’\"“”‘,:]", "", gap)
     return len(words) <= 3 and all(w in _FILLER for w in words) and not rest

@@ -43,6 +43,7 @@ class GenreEntry:
 
 # Nouns after an ambiguous genre word that make it a genre claim ("rock anthem").
 GENRE_CUES = frozenset("""
+lens lenses angle slant bent perspective viewpoint framing
 music musician musicians song songs track tracks tune tunes album albums record records lp ep single
 singles band bands group groups outfit act acts artist artists singer singers anthem anthems ballad
 ballads classic classics staple staples standard standards sound sounds vibe vibes energy edge feel
