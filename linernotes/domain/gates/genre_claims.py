@@ -52,6 +52,8 @@ def check_genres(text: str, toks: list[Tok], allowed: Allowed, vocab: Mapping[st
             claims.ok()  # the item's genre, or words of its own title ("memoir" for "Dry: A Memoir")
         elif not listener_exact and genre_supported(phrase, allowed.item_genres, vocab):
             claims.ok()  # a narrower genre of the item's ("heavy metal" for Metal)
+        elif _of_history_name(prev, words, allowed):
+            claims.ok()  # "the Lawrence Block Matthew Scudder crime novel": a word of that history title
         elif genre_supported(phrase, allowed.genres, vocab):
             # a genre of the listener only: fine when said of the listener ("your Latin
             # favourites"), not when said of the item ("the Who's Latin classics")
@@ -62,6 +64,14 @@ def check_genres(text: str, toks: list[Tok], allowed: Allowed, vocab: Mapping[st
                            f'{allowed.genre_labels}): "{_clause(text, first.start, free[e - 1].end)}"')
         else:
             claims.bad(f'genre "{shown}" not in item genres {allowed.genre_labels} or listener taste')
+
+
+def _of_history_name(prev: Tok | None, words: list[str], allowed: Allowed) -> bool:
+    """A genre word right after a history name, and a word of a history title itself
+    ("Hope to Die: A Matthew Scudder Crime Novel" -> "the Matthew Scudder crime novel"):
+    said of that history entry, not of the item."""
+    return prev is not None and (prev.masked or prev.cap) and prev.key in allowed.history_words \
+        and prev.key not in allowed.item_words and all(w in allowed.history_words for w in words)
 
 
 _NOUN_END = frozenset({"for", "that", "from", "by", "with", "about", "set", "in", "of", "and", "to", "which",
