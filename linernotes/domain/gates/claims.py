@@ -85,6 +85,9 @@ _FACT_KEYS = {
 }
 
 
+_DURATION_WITH_UNIT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:min|mins|minutes?|m)\.?", re.IGNORECASE)
+
+
 def check_facts_used(facts_used: Iterable[Any], allowed: Allowed, claims: Claims) -> None:
     all_values = set().union(*allowed.facts.values())
     value_tokens = [v.split() for v in all_values if v]
@@ -117,6 +120,11 @@ def check_facts_used(facts_used: Iterable[Any], allowed: Allowed, claims: Claims
 def _fact_value_ok(value: str, group: str | None, allowed: Allowed, all_values: set[str],
                    value_tokens: list[list[str]]) -> bool:
     v = value.strip()
+    # "3.8 min", "4.2 minutes": a duration written the way people write it, not as the
+    # catalog's bare number; checked against the duration like "duration_min: 3.8"
+    with_unit = _DURATION_WITH_UNIT.fullmatch(v)
+    if with_unit and group in (None, "duration"):
+        return any(abs(float(with_unit.group(1)) - float(d)) <= 0.15 for d in allowed.facts["duration"])
     num = re.fullmatch(r"\d+(?:\.\d+)?", v)
     if num and name_key(v) in all_values and group not in ("year", "duration"):
         return True  # a numeric title, "5.15"
