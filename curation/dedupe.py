@@ -369,10 +369,20 @@ class DedupeIndex:
             elif stage == "near":
                 i, j, s = self.near_edges
                 keep = s >= mh
+                n_edit_veto = 0
+                if certain > sem and keep.any():
+                    # shared wording, different claims ("a loud three-minute rock song" vs "a
+                    # scrappy rock song" in one sentence): the claim checks cover this stage too
+                    hk = np.flatnonzero(keep)
+                    conflict = self._claim_conflicts(i[hk], j[hk], veto_jaccard, edit=True)
+                    keep[hk[conflict]] = False
+                    n_edit_veto = int(conflict.sum())
                 i, j, sim = i[keep], j[keep], s[keep]
                 thr = mh
                 why = (f"MinHash Jaccard of {cfg.shingle} shingles >= {mh} "
                        f"({cfg.minhash_num_perm} perms, LSH); {block_note}")
+                if n_edit_veto:
+                    why += f"; same-item pairs whose claims differ kept apart ({n_edit_veto} pairs)"
             else:
                 i, j, s = self.semantic_edges
                 keep = s >= sem
@@ -383,6 +393,12 @@ class DedupeIndex:
                         conflict = self._claim_conflicts(i[hb], j[hb], veto_jaccard)
                         keep[hb[conflict]] = False
                         n_veto = int(conflict.sum())
+                    # above `certain` only the wording differs, unless a number does
+                    top = np.flatnonzero(keep & (s >= certain))
+                    if len(top):
+                        conflict = self._claim_conflicts(i[top], j[top], numbers_only=True)
+                        keep[top[conflict]] = False
+                        n_veto += int(conflict.sum())
                 if low < sem:
                     band = np.flatnonzero((s >= low) & ~keep)
                     if len(band):
@@ -461,8 +477,10 @@ class DedupeIndex:
             out[same] = claim_mask(self.df, self.texts, i[same], j[same], descriptor_min=descriptor_min)
         return out
 
-    def _claim_conflicts(self, i: np.ndarray, j: np.ndarray, veto_jaccard: float | None = None) -> np.ndarray:
-        """Same item_id and conflicting claims, per candidate pair (other items: no veto)."""
+    def _claim_conflicts(self, i: np.ndarray, j: np.ndarray, veto_jaccard: float | None = None,
+                         numbers_only: bool = False, edit: bool = False) -> np.ndarray:
+        """Same item_id and conflicting claims (with numbers_only: numbers), per candidate
+        pair (other items: no veto)."""
         from curation.claim_signature import VETO_JACCARD, conflict_mask
 
         if "item_id" not in self.df.columns:
@@ -471,7 +489,7 @@ class DedupeIndex:
         same = ids[i] == ids[j]
         out = np.zeros(len(i), dtype=bool)
         if same.any():
-            out[same] = conflict_mask(self.df, self.texts, i[same], j[same],
+            out[same] = conflict_mask(self.df, self.texts, i[same], j[same], numbers_only=numbers_only, edit=edit,
                                       veto_jaccard=VETO_JACCARD if veto_jaccard is None else veto_jaccard)
         return out
 
