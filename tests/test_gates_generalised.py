@@ -169,3 +169,15 @@ def test_genre_word_of_a_history_title_said_of_that_entry(index):
            reader, index)
     # the same genre said of the item still needs the item
     fails("Lake of Glass is a crime novel for a reader of Lou Darby.", LAKE, reader, index, "crime")
+
+
+def test_catalog_spelling_slip_in_the_items_title():
+    # the catalog spells the subtitle "Spritual Growth"; the note spells it right, and the
+    # right spelling is another catalog title: a run of the item's title, not a wrong entity
+    road = book("7777777777", "Open Road : Notes on Love and Spritual Growth", "M. Ann Lowe", 1980, "Touchstone")
+    other = book("8888888888", "Spiritual Growth", "Ray Dunn", 1999, "Harper")
+    near = book("9999999999", "Notes on Lave", "Ray Dunn", 1999, "Harper")
+    idx = CatalogIndex.from_items([road, other, near, LAKE], [READER])
+    passes("Ann Lowe's Open Road, subtitled Notes on Love and Spiritual Growth, suits you.", road, READER, idx)
+    # a short word a letter off that is another catalog title stays a wrong title
+    fails("Ann Lowe's Open Road pairs well with Notes on Lave.", road, READER, idx, "Notes on Lave")

@@ -219,9 +219,28 @@ def is_allowed_name(key: str, n_tokens: int, allowed: Allowed, index=None) -> bo
                 and not any(k.startswith(key + " ") for k in allowed.keys):
             return False
         return True
+    if n_tokens >= 2 and _spelling_slip_of_item_run(key, allowed):
+        return True
     if len(key) < 5 or not _fuzzy_allowed(key, allowed):
         return False
     return index is None or key not in index.names
+
+
+def _spelling_slip_of_item_run(key: str, allowed: Allowed) -> bool:
+    """"Spiritual Growth" for a catalog title spelt "... and Spritual Growth": the same run
+    of the item's own title words, one long word (6+ letters) a letter off. The catalog's
+    slip is no wrong entity even when the right spelling is another catalog title; short
+    words differ on purpose ("Anne Rice" vs "Anna Rice") and stay wrong."""
+    words = key.split()
+    for cand in allowed.subgrams:
+        cw = cand.split()
+        if len(cw) != len(words):
+            continue
+        slips = [(a, b) for a, b in zip(words, cw) if a != b]
+        if len(slips) == 1 and min(len(slips[0][0]), len(slips[0][1])) >= 6 \
+                and within_edits(slips[0][0], slips[0][1], 1) and "item:title" in sources_of(cand, allowed):
+            return True
+    return False
 
 
 def sources_of(key: str, allowed: Allowed) -> set[str]:
