@@ -181,3 +181,11 @@ def test_catalog_spelling_slip_in_the_items_title():
     passes("Ann Lowe's Open Road, subtitled Notes on Love and Spiritual Growth, suits you.", road, READER, idx)
     # a short word a letter off that is another catalog title stays a wrong title
     fails("Ann Lowe's Open Road pairs well with Notes on Lave.", road, READER, idx, "Notes on Lave")
+
+
+@pytest.mark.parametrize("text, span", [
+    ("Word Nerds traces English from the Romans onwards for a fan of The Money Garden.", "onwards"),
+    ("Word Nerds follows language through the centuries for a fan of The Money Garden.", "through the centuries"),
+])
+def test_scope_of_time_covered(text, span, index):
+    fails(text, GRAMMAR, PODDER, index, span)
