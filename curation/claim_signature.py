@@ -538,7 +538,8 @@ def claim_duplicate(cosine: float, same_item: bool, a: ClaimSignature, b: ClaimS
     if not same_item:
         return False
     if cosine >= certain:
-        return not numbers_conflict(a, b)
+        # certain <= high: the claim checks are off (cosine alone), as in DedupeIndex.apply
+        return certain <= high or not numbers_conflict(a, b)
     if cosine >= high:
         return not claims_conflict(a, b, veto_jaccard=veto_jaccard)
     return cosine >= low and claims_agree(a, b, fields, min_claims, descriptor_min)

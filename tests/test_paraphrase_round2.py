@@ -99,6 +99,7 @@ def test_a_number_dropped_or_changed_is_distinct_at_any_cosine():
     assert claim_duplicate(0.99, True, three, digits, high=0.85)
     assert not claim_duplicate(0.99, True, three, none, high=0.85)
     assert not claim_duplicate(CERTAIN_COSINE, True, three, none, high=0.85)
+    assert claim_duplicate(0.99, True, three, none, high=0.85, certain=0.85)  # claim checks switched off
 
 
 def test_edit_conflict_catches_one_swapped_phrase():
