@@ -189,3 +189,12 @@ def test_catalog_spelling_slip_in_the_items_title():
 ])
 def test_scope_of_time_covered(text, span, index):
     fails(text, GRAMMAR, PODDER, index, span)
+
+
+def test_ambiguous_head_noun_after_the_items_genre(index):
+    # "swing" as the noun of "a rock swing" (an attempt), after the item's own genre
+    passes("Drain You is a big rock swing for an R.E.M. fan in Canada.", DRAIN, FAN, index)
+    # alone as the article's noun it is still a genre claim the item lacks
+    fails("Drain You is a big swing for an R.E.M. fan in Canada.", DRAIN, FAN, index, "swing")
+    # and a cue noun still makes it one: "a rock swing number" names the genre
+    fails("Drain You is a rock and swing number for an R.E.M. fan.", DRAIN, FAN, index, "swing")

@@ -36,9 +36,15 @@ def check_genres(text: str, toks: list[Tok], allowed: Allowed, vocab: Mapping[st
             # "fans of Rock" counts; "World War" (followed by another capital) does not
             capitalised_mid = first.cap and not first.sent_start and not (nxt is not None and nxt.cap)
             if not capitalised_mid and not _has_cue(toks, last_i, vocab) \
-                    and not _article_noun(text, toks, prev_idx + 1, last_i) \
                     and not _verb_genre(text, toks, prev_idx, last_i):
-                continue
+                if not _article_noun(text, toks, prev_idx + 1, last_i):
+                    continue
+                # "a big rock swing": an ambiguous word read only as the article's noun, right
+                # after the item's own genre, is that genre's head noun (a swing, a house, a
+                # soul), not a second genre
+                if prev is not None and not prev.masked and prev.key in vocab \
+                        and genre_supported(prev.key, allowed.item_genres, vocab):
+                    continue
         shown = _span_text(text, free[s:e]).lower()
         # each mention is judged: "since you love Latin, Vida Boa is a Latin gem" says it twice,
         # once of the listener and once of the item
