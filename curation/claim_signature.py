@@ -42,7 +42,9 @@ Decision (`claim_duplicate`), same item only:
                                                 MATCH_FIELDS, the pair makes at least one such
                                                 claim, and descriptor Jaccard >= DESCRIPTOR_MIN
 The MinHash stage's same-item pairs (shared wording) are kept apart by `edit_conflict`:
-a claims conflict, a number, or the one swapped descriptive phrase sharing nothing.
+a claims conflict, a number, or the one swapped descriptive phrase sharing nothing; below
+CERTAIN_COSINE the semantic stage's plain cosine does not merge them again (that cosine
+comes from the shared wording), while the claim band still may.
 
 Second round (holdout2's errors, 2026-12-04), each a cause rather than a pair: demonyms the
 prefix rule misses (Spain/Spanish), a count of the history ties ("two Metallica songs you

@@ -351,6 +351,7 @@ class DedupeIndex:
             self._build_semantic(floor=min(sem, low))
         n = self.n
         is_rep_prev = np.ones(n, dtype=bool)
+        edit_vetoed: set[tuple[int, int]] = set()
         dup_stage = np.full(n, None, dtype=object)
         ei: list[np.ndarray] = []
         ej: list[np.ndarray] = []
@@ -377,6 +378,8 @@ class DedupeIndex:
                     conflict = self._claim_conflicts(i[hk], j[hk], veto_jaccard, edit=True)
                     keep[hk[conflict]] = False
                     n_edit_veto = int(conflict.sum())
+                    edit_vetoed = {(min(a, b), max(a, b))
+                                   for a, b in zip(i[hk[conflict]].tolist(), j[hk[conflict]].tolist())}
                 i, j, sim = i[keep], j[keep], s[keep]
                 thr = mh
                 why = (f"MinHash Jaccard of {cfg.shingle} shingles >= {mh} "
@@ -386,6 +389,13 @@ class DedupeIndex:
             else:
                 i, j, s = self.semantic_edges
                 keep = s >= sem
+                # below `certain` the cosine of a pair the MinHash stage kept apart comes from the
+                # wording they share, and their claims were already found different: the plain
+                # cosine does not merge them (the claim band below still may)
+                if edit_vetoed:
+                    carried = np.array([(min(a, b), max(a, b)) in edit_vetoed for a, b in zip(i.tolist(), j.tolist())],
+                                       dtype=bool)
+                    keep &= ~(carried & (s < certain))
                 n_claim = n_veto = 0
                 if certain > sem:
                     hb = np.flatnonzero(keep & (s < certain))

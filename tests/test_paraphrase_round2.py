@@ -129,3 +129,21 @@ def test_minhash_stage_keeps_same_wording_different_claims_apart():
     # the claim checks switched off (certain = semantic threshold): MinHash alone merges all three
     off = index.apply(report_examples=0, certain_threshold=0.85).df["dup_group"].tolist()
     assert len(set(off)) == 1
+
+
+def test_a_pair_the_minhash_stage_kept_apart_is_not_merged_by_its_shared_wordings_cosine():
+    # names, numbers and the swapped phrase: the shared wording carries no descriptor
+    base = ("After Dune and Emma, a reader might enjoy The Left Hand of Darkness, "
+            "a 1987 Ace Books novel by Ursula K. Le Guin {}")
+    texts = [base.format("that is lighter"), base.format("that builds real dread")]
+    emb = np.zeros((2, 8), dtype=np.float32)
+    emb[0, 0] = 1.0
+    emb[1, 0], emb[1, 1] = 0.9, np.sqrt(1 - 0.81)  # cosine 0.90: above the semantic threshold, below certain
+    a, b = (signature(t, BOOK, READER) for t in texts)
+    assert edit_conflict(a, b) and not claims_conflict(a, b)  # only the MinHash stage's check sees it
+    index = DedupeIndex.build(_frame(texts, BOOK, READER), emb, CurateConfig())
+    assert index.apply(report_examples=0).df["kept"].tolist() == [True, True]
+    # at the certain cosine only the wording differs: merged
+    emb[1, 0], emb[1, 1] = 0.99, np.sqrt(1 - 0.99 ** 2)
+    index = DedupeIndex.build(_frame(texts, BOOK, READER), emb, CurateConfig())
+    assert index.apply(report_examples=0).df["kept"].tolist().count(True) == 1
