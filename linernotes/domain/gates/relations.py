@@ -105,7 +105,9 @@ def check_relations(text: str, toks: list[Tok], mentions: list[tuple[int, int, s
             # "Bachelor Happy Hour with Tim Dillon": a history name as the item's host or guest
             if _WITH.match(gap) and "item" in _entities(srcs, _WORK) and "country" not in srcs2 \
                     and not _entities(srcs2, _WORK + _CREATOR) & {"item"} and not _PAIRING.search(before) \
-                    and _entities(srcs2, _CREATOR + ("title",)) and not re.match(r"^['’]", text[toks[e2 - 1].end:]) \
+                    and _entities(srcs2, _CREATOR + ("title",)) \
+                    and not re.match(r"^(?:['’]|\s+(?:fans?|listeners?|readers?|lovers?|devotees?)\b)",
+                                     text[toks[e2 - 1].end:], re.IGNORECASE) \
                     and _person_like(text[toks[s2].start:toks[e2 - 1].end], srcs2):
                 claims.bad(f"relation {span} does not hold: {_who(srcs2) if _entities(srcs2, _CREATOR) else 'a history name'}"
                            f" is not this item's host or guest")
