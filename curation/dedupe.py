@@ -16,10 +16,10 @@ semantic  cosine of L2-normalised embeddings from a nearest-neighbour search:
           FAISS IndexFlatIP up to FLAT_MAX vectors, IndexHNSWFlat above, `semantic_k`
           neighbours per text; pairs with cosine >= `semantic_threshold`, and pairs
           about the same item with cosine >= `claim_threshold` whose claim
-          signatures match (curation/claim_signature.py: same history ties,
+          signatures match (curation/claim_signature.py, compared in claim_compare.py: same history ties,
           numbers, country, album): paraphrases reword, they do not change claims.
           Conversely, a same-item pair above `semantic_threshold` but below
-          `claim_signature.CERTAIN_COSINE` is kept apart when the claims conflict
+          `claim_compare.CERTAIN_COSINE` is kept apart when the claims conflict
           (one note makes a claim, a gate claim type or a listener tie the other
           lacks, or the two make disjoint descriptive claims): a note with another
           fact in the same frame sentence is not a duplicate.
@@ -148,7 +148,7 @@ def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 def _claim_threshold(config: Any) -> float:
     """config.claim_threshold when the config has the field, else the measured default."""
-    from curation.claim_signature import CLAIM_THRESHOLD
+    from curation.claim_compare import CLAIM_THRESHOLD
 
     value = getattr(config, "claim_threshold", None)
     return CLAIM_THRESHOLD if value is None else float(value)
@@ -156,7 +156,7 @@ def _claim_threshold(config: Any) -> float:
 
 def _certain_threshold(config: Any) -> float:
     """config.certain_threshold when the config has the field, else the measured default."""
-    from curation.claim_signature import CERTAIN_COSINE
+    from curation.claim_compare import CERTAIN_COSINE
 
     value = getattr(config, "certain_threshold", None)
     return CERTAIN_COSINE if value is None else float(value)
@@ -326,15 +326,15 @@ class DedupeIndex:
         Changing entity_aware, shingle, num_perm or semantic_k needs a new build.
         claim_threshold: the lower cosine for same-item pairs whose claim signatures
         match (default: config.claim_threshold if it has one, else
-        claim_signature.CLAIM_THRESHOLD); at or above semantic_threshold: off.
+        claim_compare.CLAIM_THRESHOLD); at or above semantic_threshold: off.
         descriptor_min: the descriptor Jaccard those pairs also need (default
-        claim_signature.DESCRIPTOR_MIN).
+        claim_compare.DESCRIPTOR_MIN).
         certain_threshold: same-item pairs with semantic_threshold <= cosine < this are
-        kept apart when their claims conflict (claim_signature.claims_conflict: one
+        kept apart when their claims conflict (claim_compare.claims_conflict: one
         note makes a claim or listener tie the other lacks); default
-        config.certain_threshold if it has one, else claim_signature.CERTAIN_COSINE; at
+        config.certain_threshold if it has one, else claim_compare.CERTAIN_COSINE; at
         or below semantic_threshold: off. veto_jaccard: the descriptor Jaccard below
-        which two descriptive claims conflict (default claim_signature.VETO_JACCARD).
+        which two descriptive claims conflict (default claim_compare.VETO_JACCARD).
         """
         cfg = self.config
         mh = cfg.minhash_threshold if minhash_threshold is None else float(minhash_threshold)
@@ -476,7 +476,7 @@ class DedupeIndex:
 
     def _claim_matches(self, i: np.ndarray, j: np.ndarray, descriptor_min: float | None = None) -> np.ndarray:
         """Same item_id and matching claim signatures, per candidate pair."""
-        from curation.claim_signature import claim_mask
+        from curation.claim_compare import claim_mask
 
         if "item_id" not in self.df.columns:
             return np.zeros(len(i), dtype=bool)
@@ -491,7 +491,7 @@ class DedupeIndex:
                          numbers_only: bool = False, edit: bool = False) -> np.ndarray:
         """Same item_id and conflicting claims (with numbers_only: numbers), per candidate
         pair (other items: no veto)."""
-        from curation.claim_signature import VETO_JACCARD, conflict_mask
+        from curation.claim_compare import VETO_JACCARD, conflict_mask
 
         if "item_id" not in self.df.columns:
             return np.zeros(len(i), dtype=bool)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curation.claim_signature import (
-    CERTAIN_COSINE, CLAIM_THRESHOLD, ClaimSignature, claim_duplicate, claims_conflict, descriptor_overlap,
-    signature, signatures_match, stem,
+from curation.claim_compare import (
+    CERTAIN_COSINE, CLAIM_THRESHOLD, claim_duplicate, claims_conflict, descriptor_overlap, signatures_match,
 )
+from curation.claim_signature import ClaimSignature, signature, stem
 from curation.dedupe import DedupeIndex
 from curation.paraphrase_devset import (
     DEVSET_DIR, DISTINCT_CLASSES, DUPLICATE_CLASSES, OTHER_ITEM_CLASSES, REPORTED_SPLITS, SPLITS, TUNING_SPLITS,

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from curation.claim_signature import (
+from curation.claim_compare import (
     CERTAIN_COSINE, claim_duplicate, claims_conflict, descriptor_overlap, edit_conflict, numbers_conflict,
-    signature, stem,
 )
+from curation.claim_signature import signature, stem
 from curation.dedupe import DedupeIndex
 from linernotes.config import CurateConfig
 
