@@ -474,14 +474,18 @@ class DedupeIndex:
                       "entity_by": self.entity_by if self.entity_aware else None, "stages": run}
         return DedupeResult(out, reports, thresholds)
 
+    def _same_item(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Per candidate pair: both rows are about the same item_id (no column: none are)."""
+        if "item_id" not in self.df.columns:
+            return np.zeros(len(i), dtype=bool)
+        ids = self.df["item_id"].map(_as_text).to_numpy(dtype=object)
+        return ids[i] == ids[j]
+
     def _claim_matches(self, i: np.ndarray, j: np.ndarray, descriptor_min: float | None = None) -> np.ndarray:
         """Same item_id and matching claim signatures, per candidate pair."""
         from curation.claim_compare import claim_mask
 
-        if "item_id" not in self.df.columns:
-            return np.zeros(len(i), dtype=bool)
-        ids = self.df["item_id"].map(_as_text).to_numpy(dtype=object)
-        same = ids[i] == ids[j]
+        same = self._same_item(i, j)
         out = np.zeros(len(i), dtype=bool)
         if same.any():
             out[same] = claim_mask(self.df, self.texts, i[same], j[same], descriptor_min=descriptor_min)
@@ -493,10 +497,7 @@ class DedupeIndex:
         pair (other items: no veto)."""
         from curation.claim_compare import VETO_JACCARD, conflict_mask
 
-        if "item_id" not in self.df.columns:
-            return np.zeros(len(i), dtype=bool)
-        ids = self.df["item_id"].map(_as_text).to_numpy(dtype=object)
-        same = ids[i] == ids[j]
+        same = self._same_item(i, j)
         out = np.zeros(len(i), dtype=bool)
         if same.any():
             out[same] = conflict_mask(self.df, self.texts, i[same], j[same], numbers_only=numbers_only, edit=edit,

@@ -21,19 +21,9 @@ from marimo_helpers import assert_marimo_check_clean, load_app, load_module
 from recommend import interactions
 from recommend.tasks import MAX_HISTORY
 from test_recommend_cli import N_ITEMS, STANDIN_LOG, standin_log, write_standin_home, write_standin_run
+from test_recommend_cli import standin_env as standin_home  # noqa: F401 - the same stand-in home fixture
 
 NOTEBOOK = paths.REPO_ROOT / "notebooks" / "06_recommend.py"
-
-
-@pytest.fixture
-def standin_home(tmp_path, monkeypatch):
-    home, runs = tmp_path / "home", tmp_path / "runs"
-    monkeypatch.setenv("LINERNOTES_HOME", str(home))
-    monkeypatch.setenv("LINERNOTES_RUNS", str(runs))
-    runs.mkdir()
-    table = write_standin_home(home)
-    monkeypatch.setattr(interactions, "load_interactions", lambda item_type, **kw: standin_log())
-    return home, runs, table
 
 
 def _page(outputs) -> str:
