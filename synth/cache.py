@@ -145,9 +145,24 @@ class CallCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                      check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._use_wal()
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
+
+    def _use_wal(self) -> None:
+        """WAL, set once per file (it persists). Switching needs the file to itself, and SQLite
+        answers "database is locked" at once, without the busy timeout, while another process
+        (a teacher run being killed) still holds it: retry for a few seconds."""
+        if str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        for attempt in range(100):
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.1)
 
     def get(self, key: str) -> CachedCall | None:
         row = self._conn.execute(
