@@ -387,7 +387,7 @@ def export_code_model(run_dir: str | Path, out_dir: str | Path | None = None, ou
     import torch
 
     from linernotes.services.llamacpp import server
-    from recommend.llm_recommender import chat_prompt_ids, code_trie, load_student, topk_codes
+    from recommend.llm_recommender import chat_prompt_ids, code_trie, item_of, load_student, topk_codes
     from recommend.semantic_ids import load_table
 
     from finetune.export.convert import convert_hf_to_gguf
@@ -501,13 +501,6 @@ def export_code_model(run_dir: str | Path, out_dir: str | Path | None = None, ou
         raise ExportGateFailed(f"code export gate failed for {gguf}: " + "; ".join(reasons[:5]), report)
     (out / COMPLETE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
     return out
-
-
-def item_of(table, code: str | None) -> str | None:
-    try:
-        return table.item_of(code) if code else None
-    except KeyError:
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
